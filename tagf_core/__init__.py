@@ -1,0 +1,1 @@
+"""TAGF engine: configuration, data access, model and training. Imports no torch at package level."""

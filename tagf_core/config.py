@@ -1,0 +1,221 @@
+"""Typed configuration: every default is the reference value, in one place. Imports no torch.
+
+Precedence, lowest to highest: these defaults, the TOML file given with ``--config``,
+``TAGF_*`` environment variables (``TAGF_TRAIN__BATCH_SIZE=8``: section and key joined by ``__``),
+then command-line flags.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+
+from tagf_core.errors import TagfError
+
+ENV_PREFIX = "TAGF_"
+ENV_NESTED_DELIMITER = "__"
+NUM_FOLDS = 6  # ref §2.4: fold 0 = official split, folds 1–5 rotate 5 chunks of the training set
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class DataConfig(_Section):
+    processed_root: Path = Field(
+        Path("data/processed"), description="Folder written by `tagf preprocess` (holds manifest.json)."
+    )
+    fold: int = Field(
+        0, description="Cross-validation fold 0–5 (ref §2.4); 0 is the official train/validation split."
+    )
+    emotion: Literal["valence", "arousal"] = Field(
+        "valence", description="Which label one model learns; the reference trains one model per emotion (§1.1)."
+    )
+    window_len: int = Field(300, ge=1, description="Frames per window (ref §2.5); also sizes the attention keys (§1.6).")
+    hop_len: int = Field(200, ge=1, description="Frames between window starts (ref §2.5).")
+    face_size: int = Field(48, ge=1, description="Stored face size in pixels (ref §2.2).")
+    crop_size: int = Field(40, ge=1, description="Face crop fed to IR-50 (ref §1.2, §2.6).")
+    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (ref §2.5 uses 0).")
+
+    @field_validator("fold")
+    @classmethod
+    def _fold_exists(cls, fold: int) -> int:
+        if not 0 <= fold < NUM_FOLDS:
+            raise ValueError(
+                f"fold {fold} does not exist: folds are 0–{NUM_FOLDS - 1} "
+                "(the reference README's fold 6 silently repeats fold 0, so it is refused here)"
+            )
+        return fold
+
+
+class ModelConfig(_Section):
+    tcn_kernel_size: int = Field(5, ge=1, description="TCN kernel size (ref §1.4).")
+    video_tcn_channels: tuple[int, ...] = Field(
+        (512, 512, 256, 256), min_length=1, description="Video TCN channels (ref §1.4)."
+    )
+    audio_tcn_channels: tuple[int, ...] = Field(
+        (128, 128, 128, 128), min_length=1, description="Audio TCN channels (ref §1.4)."
+    )
+    tcn_dropout: float = Field(0.1, ge=0.0, lt=1.0, description="TCN dropout (ref §1.4).")
+    attention_dropout: float = Field(0.6, ge=0.0, lt=1.0, description="Cross-attention dropout (ref §1.6).")
+    gate_temperature: float = Field(0.1, gt=0.0, description="Softmax temperature of the gate (ref §1.7).")
+
+
+class TrainConfig(_Section):
+    batch_size: int = Field(12, ge=1, description="Windows per batch (ref §2.5).")
+    learning_rate: float = Field(1e-4, gt=0.0, description="Adam learning rate (ref §3.2).")
+    min_learning_rate: float = Field(1e-8, gt=0.0, description="Release trigger threshold (ref §3.4).")
+    weight_decay: float = Field(1e-3, ge=0.0, description="Adam (coupled L2) weight decay (ref §3.2).")
+    max_epochs: int = Field(100, ge=1, description="Maximum epochs (ref §3.5).")
+    min_epochs: int = Field(5, ge=1, description="Warm-up length and minimum epochs (ref §3.3).")
+    early_stopping: int = Field(50, ge=1, description="Non-improving epochs before stopping (ref §3.5).")
+    plateau_patience: int = Field(5, ge=0, description="Plateau patience on validation CCC (ref §3.3).")
+    plateau_factor: float = Field(0.1, gt=0.0, lt=1.0, description="Plateau lr factor (ref §3.3).")
+    seed: int = Field(3407, ge=0, description="Random seed (ref §3.6).")
+    gradual_release: bool = Field(True, description="Release backbone groups one by one (ref §3.4).")
+    release_count: int = Field(3, ge=0, le=3, description="Backbone groups to release (ref §3.4).")
+    milestones: tuple[int, ...] = Field((0,), description="Epochs that force a release (ref §3.4).")
+    load_best_at_each_epoch: bool = Field(True, description="Reset to the best weights after each epoch (ref §3.5).")
+
+
+class TrackingConfig(_Section):
+    tracking_uri: str = Field("sqlite:///mlflow.db", description="MLflow tracking store.")
+    artifact_root: Path = Field(Path("mlruns"), description="Folder for MLflow artifacts of a local store.")
+    experiment_name: str = Field("tagf", min_length=1, description="MLflow experiment runs are logged under.")
+
+
+class PreprocessConfig(_Section):
+    workers: int = Field(0, ge=0, description="Trials processed in parallel; 0 = one per CPU core.")
+
+
+class TagfConfig(_Section):
+    """The whole configuration of a tagf run."""
+
+    data: DataConfig = DataConfig()
+    model: ModelConfig = ModelConfig()
+    train: TrainConfig = TrainConfig()
+    tracking: TrackingConfig = TrackingConfig()
+    preprocess: PreprocessConfig = PreprocessConfig()
+
+    @model_validator(mode="after")
+    def _check_together(self) -> TagfConfig:
+        problems = []
+        if self.data.crop_size > self.data.face_size:
+            problems.append(f"data.crop_size {self.data.crop_size} exceeds data.face_size {self.data.face_size}")
+        if self.data.hop_len > self.data.window_len:
+            problems.append(
+                f"data.hop_len {self.data.hop_len} exceeds data.window_len {self.data.window_len} (frames would be skipped)"
+            )
+        if self.train.min_learning_rate >= self.train.learning_rate:
+            problems.append("train.min_learning_rate must be below train.learning_rate")
+        if any(m < 0 for m in self.train.milestones):
+            problems.append("train.milestones must be epochs >= 0")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
+
+
+def _deep_merge(base: dict[str, Any], override: dict[str, Any]) -> dict[str, Any]:
+    merged = dict(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(merged.get(key), dict):
+            merged[key] = _deep_merge(merged[key], value)
+        else:
+            merged[key] = value
+    return merged
+
+
+def read_toml(path: Path) -> dict[str, Any]:
+    """Read a TOML config file; raise TagfError naming the file on a missing file or a syntax error."""
+    try:
+        with Path(path).open("rb") as handle:
+            return tomllib.load(handle)
+    except FileNotFoundError as e:
+        raise TagfError(f"{path}: config file not found") from e
+    except tomllib.TOMLDecodeError as e:
+        raise TagfError(f"{path}: not valid TOML ({e})") from e
+    except OSError as e:
+        raise TagfError(f"{path}: cannot read config file ({e})") from e
+
+
+def read_environment() -> dict[str, Any]:
+    """Collect ``TAGF_<SECTION>__<KEY>`` variables into a nested dict (values JSON-decoded where they parse).
+
+    An unknown key inside a known section is kept, so validation reports it by name instead of ignoring it.
+    """
+    sections = {name: (dict, {}) for name in TagfConfig.model_fields}  # bare dict: values get JSON-decoded
+    layer = create_model(  # type: ignore[call-overload]
+        "_EnvironmentLayer",
+        __base__=BaseSettings,
+        __config__=None,
+        **sections,
+    )
+    layer.model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False, extra="ignore"
+    )
+    values = EnvSettingsSource(layer)()
+    return {section: dict(keys) for section, keys in values.items() if keys}
+
+
+def describe_validation_error(error: ValidationError, sources: str = "") -> str:
+    """One line per bad field: ``train.batch_size: Input should be greater than or equal to 1 (got 0)``."""
+    lines = []
+    for item in error.errors():
+        key = ".".join(str(p) for p in item["loc"]) or "config"
+        message = item["msg"].removeprefix("Value error, ")
+        got = f" (got {item['input']!r})" if item["type"] not in {"extra_forbidden", "value_error"} else ""
+        if item["type"] == "extra_forbidden":
+            message = "unknown setting"
+        lines.append(f"{key}: {message}{got}{sources}")
+    return "; ".join(lines)
+
+
+def load_config(
+    config_file: Path | None = None,
+    overrides: dict[str, Any] | None = None,
+) -> TagfConfig:
+    """Resolve defaults ← TOML file ← ``TAGF_*`` environment ← ``overrides`` (CLI flags) into a TagfConfig.
+
+    ``overrides`` is nested by section (``{"train": {"batch_size": 8}}``); ``None`` values mean
+    "flag not given" and are dropped. Raises TagfError with one line naming each bad key.
+    """
+    layers: dict[str, Any] = {}
+    if config_file is not None:
+        layers = _deep_merge(layers, read_toml(config_file))
+    layers = _deep_merge(layers, read_environment())
+    given = {
+        section: {k: v for k, v in values.items() if v is not None}
+        for section, values in (overrides or {}).items()
+    }
+    layers = _deep_merge(layers, {s: v for s, v in given.items() if v})
+    try:
+        return TagfConfig.model_validate(layers)
+    except ValidationError as e:
+        where = f" [config file {config_file}, TAGF_* environment or flags]" if config_file else ""
+        raise TagfError(f"invalid configuration: {describe_validation_error(e, where)}") from e
+
+
+def config_to_toml(config: TagfConfig) -> str:
+    """Render a config as TOML (sections and scalars/lists only), so a run can be reproduced with ``--config``."""
+    lines: list[str] = []
+    for section, values in config.model_dump(mode="json").items():
+        lines.append(f"[{section}]")
+        for key, value in values.items():
+            lines.append(f"{key} = {_toml_value(value)}")
+        lines.append("")
+    return "\n".join(lines)
+
+
+def _toml_value(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, (int, float)):
+        return repr(value)
+    if isinstance(value, (list, tuple)):
+        return "[" + ", ".join(_toml_value(v) for v in value) + "]"
+    escaped = str(value).replace("\\", "\\\\").replace('"', '\\"')
+    return f'"{escaped}"'

@@ -1,0 +1,1 @@
+"""Reading preprocessed trials: on-disk layout, folds, windows, transforms, Dataset."""

@@ -1,0 +1,192 @@
+"""The on-disk layout of a preprocessed dataset: the one contract between preprocessing and training.
+
+``preprocessing`` writes it, ``tagf_core.data`` reads and checks it. Torch-free on purpose.
+
+    OUT/
+      manifest.json                  {"format": "tagf-processed", "version": 1, "trials": [TrialRecord, ...]}
+      <trial>/
+        video.npy                    uint8   T×48×48×3  RGB faces, black where no face was found
+        logmel.npy                   float16 T×96×64    one VGGish log-mel patch per kept video frame
+        VA_continuous_label.npy      float32 T×2        (valence, arousal); labelled trials only
+        trial.json                   this trial's TrialRecord (lets a re-run skip finished trials)
+
+T is the number of kept frames: the annotated rows (``-5`` rows dropped) for ``train``/``validate``
+trials, every video frame for ``extra`` (unlabelled test) trials. Row i of every array is the same
+video frame.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+from typing import Any, Literal, get_args
+
+from tagf_core.atomic import atomic_write
+from tagf_core.errors import TagfError
+
+Partition = Literal["train", "validate", "extra"]
+PARTITIONS: tuple[Partition, ...] = get_args(Partition)
+
+MANIFEST_NAME = "manifest.json"
+TRIAL_RECORD_NAME = "trial.json"
+MANIFEST_FORMAT = "tagf-processed"
+MANIFEST_VERSION = 1
+
+VIDEO_FILE = "video.npy"
+LOGMEL_FILE = "logmel.npy"
+LABEL_FILE = "VA_continuous_label.npy"
+
+FACE_SIZE = 48  # ref §2.2: the training code expects 48×48 faces (not the config's 128)
+LOGMEL_FRAMES = 96  # ref §1.3: one 0.96 s patch of 10 ms rows
+LOGMEL_BANDS = 64
+EMOTIONS = ("valence", "arousal")  # column order of VA_continuous_label.npy
+
+# (file, dtype, shape after the leading T) for every array a trial may hold
+ARRAY_SPECS: dict[str, tuple[str, tuple[int, ...]]] = {
+    VIDEO_FILE: ("uint8", (FACE_SIZE, FACE_SIZE, 3)),
+    LOGMEL_FILE: ("float16", (LOGMEL_FRAMES, LOGMEL_BANDS)),
+    LABEL_FILE: ("float32", (len(EMOTIONS),)),
+}
+
+_SAFE_TRIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
+
+
+def check_trial_name(name: str) -> str:
+    """Return ``name`` if it is safe as a folder name under OUT; raise TagfError if it could escape it."""
+    if not _SAFE_TRIAL.fullmatch(name) or name in {".", ".."} or ".." in name:
+        raise TagfError(
+            f"trial name {name!r} is not allowed: use letters, digits, '.', '_' or '-' "
+            "(a name with '/', '..' or a leading dot could write outside the output folder)"
+        )
+    return name
+
+
+@dataclass(frozen=True)
+class TrialRecord:
+    """What the manifest says about one preprocessed trial."""
+
+    trial: str
+    """Trial name, e.g. ``10-60-1280x720_right``: the folder under OUT."""
+    video: str
+    """File name of the source video (``X.mp4`` for trials ``X_left``/``X_right``), or "" if none was found."""
+    partition: Partition
+    length: int
+    """T: the number of kept frames (rows of every array)."""
+    fps: float
+    """Frame rate read from the video container."""
+    frames_without_face: int
+    """Kept frames whose face is a black frame (no crop file, or no face detected)."""
+    face_source: Literal["cropped_aligned", "haar_cascade"]
+    has_audio: bool
+    """False when the video had no audio track and silence was used."""
+    input_digest: str
+    """sha256 over the inputs and the preprocessing parameters; a re-run skips a trial whose digest matches."""
+
+    @property
+    def labelled(self) -> bool:
+        return self.partition != "extra"
+
+    def expected_files(self) -> tuple[str, ...]:
+        return (VIDEO_FILE, LOGMEL_FILE, LABEL_FILE) if self.labelled else (VIDEO_FILE, LOGMEL_FILE)
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: object, source: str) -> TrialRecord:
+        """Build a record from parsed JSON; raise TagfError naming ``source`` if it is malformed."""
+        if not isinstance(data, dict):
+            raise TagfError(f"{source}: a trial record must be a JSON object")
+        names = {f.name for f in fields(cls)}
+        missing = sorted(names - data.keys())
+        if missing:
+            raise TagfError(f"{source}: trial record lacks {', '.join(missing)}")
+        record = cls(**{k: data[k] for k in names})
+        problems = []
+        if not isinstance(record.trial, str):
+            problems.append("trial must be a string")
+        if record.partition not in PARTITIONS:
+            problems.append(f"partition {record.partition!r} is not one of {', '.join(PARTITIONS)}")
+        if not isinstance(record.length, int) or record.length < 1:
+            problems.append(f"length {record.length!r} must be a positive integer")
+        if not isinstance(record.fps, (int, float)) or not record.fps > 0:
+            problems.append(f"fps {record.fps!r} must be positive")
+        if problems:
+            raise TagfError(f"{source}: trial {data.get('trial')!r}: {'; '.join(problems)}")
+        check_trial_name(record.trial)
+        return record
+
+
+def write_trial_record(trial_dir: Path, record: TrialRecord) -> None:
+    atomic_write(trial_dir / TRIAL_RECORD_NAME, json.dumps(record.to_json(), indent=2) + "\n")
+
+
+def read_trial_record(trial_dir: Path) -> TrialRecord:
+    path = trial_dir / TRIAL_RECORD_NAME
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TagfError(f"{path}: cannot read trial record ({e})") from e
+    return TrialRecord.from_json(data, str(path))
+
+
+def write_manifest(root: Path, records: list[TrialRecord]) -> Path:
+    """Write ``root/manifest.json`` atomically, trials sorted by name."""
+    payload = {
+        "format": MANIFEST_FORMAT,
+        "version": MANIFEST_VERSION,
+        "trials": [r.to_json() for r in sorted(records, key=lambda r: r.trial)],
+    }
+    path = Path(root) / MANIFEST_NAME
+    atomic_write(path, json.dumps(payload, indent=2) + "\n")
+    return path
+
+
+def read_manifest(root: Path) -> list[TrialRecord]:
+    """Read and check ``root/manifest.json``; raise TagfError naming the file on any problem."""
+    path = Path(root) / MANIFEST_NAME
+    if not path.is_file():
+        raise TagfError(f"{path}: no manifest; run `tagf preprocess --out {root}` first")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TagfError(f"{path}: not a readable JSON manifest ({e})") from e
+    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
+        raise TagfError(f"{path}: not a tagf manifest (expected format {MANIFEST_FORMAT!r})")
+    if data.get("version") != MANIFEST_VERSION:
+        raise TagfError(
+            f"{path}: manifest version {data.get('version')!r} is not supported "
+            f"(this tagf reads version {MANIFEST_VERSION}); re-run `tagf preprocess`"
+        )
+    trials = data.get("trials")
+    if not isinstance(trials, list):
+        raise TagfError(f"{path}: 'trials' must be a list")
+    records = [TrialRecord.from_json(t, str(path)) for t in trials]
+    seen: set[str] = set()
+    for r in records:
+        if r.trial in seen:
+            raise TagfError(f"{path}: trial {r.trial!r} is listed twice")
+        seen.add(r.trial)
+    return records
+
+
+def check_trial_arrays(root: Path, record: TrialRecord) -> None:
+    """Check that a trial's arrays exist with the dtype and shape the manifest promises.
+
+    Reads only the .npy headers (memory-mapped), so it is cheap. Raises TagfError naming the file.
+    """
+    import numpy as np  # numpy is light, but keep the module import-free for the CLI
+
+    trial_dir = Path(root) / record.trial
+    for name in record.expected_files():
+        path = trial_dir / name
+        try:
+            array = np.load(path, mmap_mode="r")
+        except (OSError, ValueError) as e:
+            raise TagfError(f"{path}: missing or unreadable ({e}); re-run `tagf preprocess`") from e
+        dtype, tail = ARRAY_SPECS[name]
+        expected = (record.length, *tail)
+        if array.dtype != np.dtype(dtype) or tuple(array.shape) != expected:
+            raise TagfError(f"{path}: holds {array.dtype} {tuple(array.shape)}, manifest expects {dtype} {expected}")
