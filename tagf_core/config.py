@@ -14,11 +14,11 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
 from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
 
+from tagf_core.data.folds import check_fold
 from tagf_core.errors import TagfError
 
 ENV_PREFIX = "TAGF_"
 ENV_NESTED_DELIMITER = "__"
-NUM_FOLDS = 6  # ref §2.4: fold 0 = official split, folds 1–5 rotate 5 chunks of the training set
 
 
 class _Section(BaseModel):
@@ -44,12 +44,10 @@ class DataConfig(_Section):
     @field_validator("fold")
     @classmethod
     def _fold_exists(cls, fold: int) -> int:
-        if not 0 <= fold < NUM_FOLDS:
-            raise ValueError(
-                f"fold {fold} does not exist: folds are 0–{NUM_FOLDS - 1} "
-                "(the reference README's fold 6 silently repeats fold 0, so it is refused here)"
-            )
-        return fold
+        try:
+            return check_fold(fold)
+        except TagfError as e:
+            raise ValueError(str(e)) from e
 
 
 class ModelConfig(_Section):
@@ -147,7 +145,7 @@ def read_environment() -> dict[str, Any]:
 
     An unknown key inside a known section is kept, so validation reports it by name instead of ignoring it.
     """
-    sections = {name: (dict, {}) for name in TagfConfig.model_fields}  # bare dict: values get JSON-decoded
+    sections: dict[str, Any] = {name: (dict, {}) for name in TagfConfig.model_fields}  # bare dict: values get JSON-decoded
     layer = create_model(  # type: ignore[call-overload]
         "_EnvironmentLayer",
         __base__=BaseSettings,

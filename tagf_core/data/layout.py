@@ -42,6 +42,7 @@ FACE_SIZE = 48  # ref §2.2: the training code expects 48×48 faces (not the con
 LOGMEL_FRAMES = 96  # ref §1.3: one 0.96 s patch of 10 ms rows
 LOGMEL_BANDS = 64
 EMOTIONS = ("valence", "arousal")  # column order of VA_continuous_label.npy
+PAIR_SUFFIXES = ("_left", "_right")  # ref §2.1: two faces of one video, trials <video>_left / <video>_right
 
 # (file, dtype, shape after the leading T) for every array a trial may hold
 ARRAY_SPECS: dict[str, tuple[str, tuple[int, ...]]] = {

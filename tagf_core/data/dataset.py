@@ -1,0 +1,240 @@
+"""Windows of preprocessed trials as a torch Dataset, and the three Datasets of a fold.
+
+One sample is one window (ref §2.5): L frames of faces, log-mel patches and one emotion's labels, zero-padded
+to L for a trial shorter than L. The arrays are memory-mapped, as in the reference (§8), and opened lazily in
+each process, so the Dataset pickles small and works with DataLoader workers.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal, TypedDict
+
+import numpy as np
+import torch
+from torch import Tensor
+from torch.utils.data import Dataset
+
+from tagf_core.data.folds import FoldSplit, split_fold
+from tagf_core.data.layout import (
+    EMOTIONS,
+    FACE_SIZE,
+    LABEL_FILE,
+    LOGMEL_BANDS,
+    LOGMEL_FILE,
+    LOGMEL_FRAMES,
+    MANIFEST_NAME,
+    VIDEO_FILE,
+    TrialRecord,
+    check_trial_arrays,
+    read_manifest,
+)
+from tagf_core.data.transforms import CROP_SIZE, transform_video
+from tagf_core.data.windows import Window, check_window_args, list_windows
+from tagf_core.errors import TagfError
+
+Emotion = Literal["valence", "arousal"]
+
+
+class WindowSample(TypedDict):
+    """One window; a DataLoader batches each tensor to B×… and the rest to lists or B-long tensors."""
+
+    video: Tensor
+    """L×3×crop×crop float32 in [−1, 1]; padded frames are −1 (black before normalisation, ref §2.5)."""
+    logmel: Tensor
+    """L×96×64 float32, not normalised (ref §2.6); padded frames are 0."""
+    label: Tensor
+    """L×1 float32, the chosen emotion's column; 0 on padded frames and for unlabelled (extra) trials."""
+    mask: Tensor
+    """L bool, True on real frames."""
+    trial: str
+    start: int
+    length: int
+    """Real frames in the window: L, or T for a trial shorter than L."""
+
+
+class WindowDataset(Dataset[WindowSample]):
+    """Every window of ``trials`` under a preprocessed ``root``.
+
+    Args:
+        root: folder holding ``manifest.json`` and one folder per trial (see ``layout.py``).
+        trials: trial names to serve; windows follow this order, each trial's in start order.
+        emotion: which label column to return (0 valence, 1 arousal).
+        train: random crop + flip per window if True, centre crop otherwise (ref §2.6).
+        seed: None draws the training crops from torch's global RNG (which DataLoader seeds per worker).
+            An int derives each window's crop from (seed, epoch, index) instead, so the crops do not depend
+            on the number of workers or on the RNG state at resume; call ``set_epoch`` every epoch.
+        max_open_trials: trials whose memory maps are kept open per process; each map holds a file
+            descriptor, so keeping all 594 trials open (1,782 maps) could exceed the open-file limit.
+
+    Raises:
+        TagfError: unknown emotion or trial, bad window sizes, or a trial array that is missing or has the
+            wrong dtype or shape (naming the file).
+
+    Order is fixed: shuffling is the sampler's job. The reference shuffles the training windows once with a
+    seed and then keeps that order for every epoch (ref §2.5).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        trials: Sequence[str],
+        *,
+        emotion: Emotion,
+        train: bool,
+        window_len: int = 300,
+        hop_len: int = 200,
+        crop_size: int = CROP_SIZE,
+        seed: int | None = None,
+        max_open_trials: int = 64,
+    ) -> None:
+        if emotion not in EMOTIONS:
+            raise TagfError(f"emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
+        check_window_args(window_len, hop_len)
+        if not 1 <= crop_size <= FACE_SIZE:
+            raise TagfError(f"crop_size {crop_size} must be between 1 and the {FACE_SIZE}-pixel face size")
+        if seed is not None and seed < 0:
+            raise TagfError(f"seed {seed} must be non-negative")
+        if max_open_trials < 1:
+            raise ValueError(f"max_open_trials {max_open_trials} must be at least 1")
+        self.root = Path(root)
+        self.emotion = emotion
+        self.train = train
+        self.window_len = window_len
+        self.hop_len = hop_len
+        self.crop_size = crop_size
+        self.seed = seed
+        self.epoch = 0
+        self.max_open_trials = max_open_trials
+        self._label_column = EMOTIONS.index(emotion)
+
+        known = {record.trial: record for record in read_manifest(self.root)}
+        self.records: dict[str, TrialRecord] = {}
+        for trial in trials:
+            if trial not in known:
+                raise TagfError(f"{self.root / MANIFEST_NAME}: trial {trial!r} is not in the manifest")
+            if trial in self.records:
+                raise TagfError(f"trial {trial!r} is requested twice")
+            self.records[trial] = known[trial]
+        for record in self.records.values():
+            check_trial_arrays(self.root, record)  # fail now, not hours into a fold (STYLE: check at the boundary)
+        self.windows: tuple[Window, ...] = tuple(
+            list_windows({t: r.length for t, r in self.records.items()}, window_len, hop_len)
+        )
+        self._open: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getstate__(self) -> dict[str, object]:
+        # pickling a memmap copies its whole array; a worker re-opens the maps itself instead
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Select the crops of ``epoch`` when a seed was given (see the class docstring)."""
+        self.epoch = epoch
+
+    def trial_arrays(self, trial: str) -> dict[str, np.ndarray]:
+        """The trial's arrays, memory-mapped read-only: ``video`` T×48×48×3 uint8, ``logmel`` T×96×64 float16,
+        and ``label`` T×2 float32 for labelled trials."""
+        arrays = self._open.get(trial)
+        if arrays is None:
+            record = self.records[trial]
+            trial_dir = self.root / trial
+            files = {"video": VIDEO_FILE, "logmel": LOGMEL_FILE}
+            if record.labelled:
+                files["label"] = LABEL_FILE
+            arrays = {key: np.load(trial_dir / name, mmap_mode="r") for key, name in files.items()}
+            self._open[trial] = arrays
+            if len(self._open) > self.max_open_trials:
+                self._open.popitem(last=False)  # least recently used; its maps close when collected
+        else:
+            self._open.move_to_end(trial)
+        return arrays
+
+    def _generator(self, index: int) -> torch.Generator | None:
+        if self.seed is None:
+            return None
+        state = np.random.SeedSequence([self.seed, self.epoch, index]).generate_state(1, dtype=np.uint64)[0]
+        return torch.Generator().manual_seed(int(state))
+
+    def __getitem__(self, index: int) -> WindowSample:
+        window = self.windows[index]
+        arrays = self.trial_arrays(window.trial)
+        frames = slice(window.start, window.end)
+        n, size = window.length, self.window_len
+        # ref §2.5: a trial shorter than L is zero-padded; black faces become −1 after normalisation
+        faces = np.zeros((size, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
+        faces[:n] = arrays["video"][frames]
+        logmel = np.zeros((size, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
+        logmel[:n] = arrays["logmel"][frames]
+        label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros for unlabelled extra trials
+        if "label" in arrays:
+            label[:n, 0] = arrays["label"][frames, self._label_column]
+        mask = torch.zeros(size, dtype=torch.bool)
+        mask[:n] = True
+        video = transform_video(faces, train=self.train, crop_size=self.crop_size, generator=self._generator(index))
+        return WindowSample(
+            video=video,
+            logmel=torch.from_numpy(logmel),
+            label=torch.from_numpy(label),
+            mask=mask,
+            trial=window.trial,
+            start=window.start,
+            length=n,
+        )
+
+
+@dataclass(frozen=True)
+class FoldDatasets:
+    """The three Datasets of one fold and the split they were built from."""
+
+    split: FoldSplit
+    train: WindowDataset
+    """Random crop and flip per window."""
+    validate: WindowDataset
+    """Centre crop."""
+    extra: WindowDataset
+    """The unseen partition, centre crop, labels all zero."""
+
+
+def build_fold_datasets(
+    root: Path,
+    fold: int,
+    *,
+    emotion: Emotion,
+    window_len: int = 300,
+    hop_len: int = 200,
+    crop_size: int = CROP_SIZE,
+    seed: int | None = None,
+) -> FoldDatasets:
+    """Split ``root``'s manifest into ``fold`` (ref §2.4) and build its train / validate / extra Datasets.
+
+    Raises:
+        TagfError: as ``split_fold`` and ``WindowDataset``.
+    """
+    split = split_fold(read_manifest(Path(root)), fold)
+
+    def windows_of(trials: Sequence[str], train: bool) -> WindowDataset:
+        return WindowDataset(
+            root,
+            trials,
+            emotion=emotion,
+            train=train,
+            window_len=window_len,
+            hop_len=hop_len,
+            crop_size=crop_size,
+            seed=seed if train else None,
+        )
+
+    return FoldDatasets(
+        split=split,
+        train=windows_of(split.train, train=True),
+        validate=windows_of(split.validate, train=False),
+        extra=windows_of(split.extra, train=False),
+    )
