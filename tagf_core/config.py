@@ -29,13 +29,13 @@ class DataConfig(_Section):
     processed_root: Path = Field(
         Path("data/processed"), description="Folder written by `tagf preprocess` (holds manifest.json)."
     )
-    fold: int = Field(
-        0, description="Cross-validation fold 0–5 (ref §2.4); 0 is the official train/validation split."
-    )
+    fold: int = Field(0, description="Cross-validation fold 0–5 (ref §2.4); 0 is the official train/validation split.")
     emotion: Literal["valence", "arousal"] = Field(
         "valence", description="Which label one model learns; the reference trains one model per emotion (§1.1)."
     )
-    window_len: int = Field(300, ge=1, description="Frames per window (ref §2.5); also sizes the attention keys (§1.6).")
+    window_len: int = Field(
+        300, ge=1, description="Frames per window (ref §2.5); also sizes the attention keys (§1.6)."
+    )
     hop_len: int = Field(200, ge=1, description="Frames between window starts (ref §2.5).")
     face_size: int = Field(48, ge=1, description="Stored face size in pixels (ref §2.2).")
     crop_size: int = Field(40, ge=1, description="Face crop fed to IR-50 (ref §1.2, §2.6).")
@@ -106,7 +106,8 @@ class TagfConfig(_Section):
             problems.append(f"data.crop_size {self.data.crop_size} exceeds data.face_size {self.data.face_size}")
         if self.data.hop_len > self.data.window_len:
             problems.append(
-                f"data.hop_len {self.data.hop_len} exceeds data.window_len {self.data.window_len} (frames would be skipped)"
+                f"data.hop_len {self.data.hop_len} exceeds data.window_len {self.data.window_len} "
+                "(frames between windows would never be seen)"
             )
         if self.train.min_learning_rate >= self.train.learning_rate:
             problems.append("train.min_learning_rate must be below train.learning_rate")
@@ -145,7 +146,8 @@ def read_environment() -> dict[str, Any]:
 
     An unknown key inside a known section is kept, so validation reports it by name instead of ignoring it.
     """
-    sections: dict[str, Any] = {name: (dict, {}) for name in TagfConfig.model_fields}  # bare dict: values get JSON-decoded
+    # a bare dict type makes pydantic-settings JSON-decode the values ("8" → 8, "[0, 5]" → [0, 5])
+    sections: dict[str, Any] = {name: (dict, {}) for name in TagfConfig.model_fields}
     layer = create_model(  # type: ignore[call-overload]
         "_EnvironmentLayer",
         __base__=BaseSettings,
@@ -186,8 +188,7 @@ def load_config(
         layers = _deep_merge(layers, read_toml(config_file))
     layers = _deep_merge(layers, read_environment())
     given = {
-        section: {k: v for k, v in values.items() if v is not None}
-        for section, values in (overrides or {}).items()
+        section: {k: v for k, v in values.items() if v is not None} for section, values in (overrides or {}).items()
     }
     layers = _deep_merge(layers, {s: v for s, v in given.items() if v})
     try:
