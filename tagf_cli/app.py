@@ -1,0 +1,39 @@
+"""The `tagf` Typer app: a table of subcommands, each a thin function defined in its own module."""
+
+from __future__ import annotations
+
+import logging
+
+import typer
+from rich.logging import RichHandler
+
+from tagf_cli import preprocess, synth
+
+app = typer.Typer(
+    name="tagf",
+    help="TAGF (Time-aware Gated Fusion) valence–arousal estimation on Aff-Wild2, experiment-tracked.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def configure_logging(
+    verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug messages and the cause of errors."),
+) -> None:
+    """TAGF (Time-aware Gated Fusion) valence–arousal estimation on Aff-Wild2, experiment-tracked."""
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(message)s",
+        handlers=[RichHandler(show_time=False, show_path=False, markup=False)],
+        force=True,
+    )
+
+
+app.command("synth")(synth.synth)
+app.command("preprocess")(preprocess.preprocess)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,76 @@
+"""`tagf preprocess`: turn an Aff-Wild2 release (or `tagf synth` output) into training arrays."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from tagf_cli.errors import user_errors
+from tagf_core.config import PreprocessConfig, load_config
+from tagf_core.errors import TagfError
+
+log = logging.getLogger("tagf")
+
+DataRoot = Annotated[
+    Path | None,
+    typer.Option("--data-root", help="Aff-Wild2 release root: annotations, cropped_aligned/ and videos (any depth)."),
+]
+Out = Annotated[
+    Path | None,
+    typer.Option("--out", help="Output folder for the arrays and manifest.json [default: data.processed_root]."),
+]
+Workers = Annotated[int | None, typer.Option("--workers", help=PreprocessConfig.model_fields["workers"].description)]
+ImportReference = Annotated[
+    Path | None,
+    typer.Option(
+        "--import-reference",
+        help="Convert a dataset preprocessed by the reference code (compacted_48/ + dataset_info.pkl) instead.",
+    ),
+]
+ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
+
+
+def preprocess(
+    data_root: DataRoot = None,
+    out: Out = None,
+    workers: Workers = None,
+    import_reference: ImportReference = None,
+    config_file: ConfigFile = None,
+) -> None:
+    """Decode labels, faces and audio into per-trial arrays; a re-run skips finished trials."""
+    from preprocessing import import_reference_dataset, preprocess_release
+
+    with user_errors():
+        cfg = load_config(config_file, {"data": {"processed_root": out}, "preprocess": {"workers": workers}})
+        if (data_root is None) == (import_reference is None):
+            raise TagfError("give exactly one of --data-root (a raw release) or --import-reference (reference output)")
+        with Progress(
+            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
+        ) as bar:
+            task = bar.add_task("preprocessing trials", total=None)
+            if import_reference is not None:
+                run, source = import_reference_dataset, import_reference
+            else:
+                run, source = preprocess_release, data_root
+            report = run(
+                source,
+                cfg.data.processed_root,
+                workers=cfg.preprocess.workers,
+                on_start=lambda total: bar.update(task, total=total),
+                on_trial=lambda _outcome: bar.advance(task),
+            )
+    for outcome in report.outcomes:
+        for warning in outcome.warnings:
+            log.warning("%s: %s", outcome.trial, warning)
+    for outcome in report.failed:
+        typer.echo(f"failed: {outcome.message}", err=True)
+    typer.echo(
+        f"{len(report.done)} trials done, {len(report.skipped)} skipped (up to date), "
+        f"{len(report.failed)} failed; manifest: {report.manifest}"
+    )
+    if report.failed:
+        raise typer.Exit(1)
