@@ -80,7 +80,10 @@ def _compute_arrays(source: TrialSource, digest: str) -> tuple[dict[str, np.ndar
             faces = np.concatenate([faces, np.zeros((max(0, shortfall), *faces.shape[1:]), np.uint8)])
             faces = faces[: len(kept_frames)]
             missing += max(0, shortfall)
-        warnings.append(f"no cropped_aligned folder: faces detected with OpenCV's Haar cascade ({missing} missed)")
+        warnings.append(
+            f"no cropped_aligned folder: faces detected with OpenCV's Haar cascade "
+            f"({missing} of {len(kept_frames)} frames without a face)"
+        )
     else:
         assert source.faces is not None
         faces, missing = load_cropped_faces(source.faces, kept_frames, size=FACE_SIZE)
@@ -92,7 +95,7 @@ def _compute_arrays(source: TrialSource, digest: str) -> tuple[dict[str, np.ndar
 
     arrays: dict[str, np.ndarray] = {VIDEO_FILE: faces, LOGMEL_FILE: logmel}
     if annotation is not None:
-        arrays[LABEL_FILE] = annotation.values[annotation.kept_frames].astype(np.float32)
+        arrays[LABEL_FILE] = annotation.kept_values
     record = TrialRecord(
         trial=source.trial,
         video=source.video.name,

@@ -7,9 +7,9 @@ from pathlib import Path
 from typing import Annotated
 
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from tagf_cli.errors import user_errors
+from tagf_cli.progress import LazyProgress
 from tagf_core.config import PreprocessConfig, load_config
 from tagf_core.errors import TagfError
 
@@ -48,10 +48,7 @@ def preprocess(
         cfg = load_config(config_file, {"data": {"processed_root": out}, "preprocess": {"workers": workers}})
         if (data_root is None) == (import_reference is None):
             raise TagfError("give exactly one of --data-root (a raw release) or --import-reference (reference output)")
-        with Progress(
-            TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn()
-        ) as bar:
-            task = bar.add_task("preprocessing trials", total=None)
+        with LazyProgress("preprocessing trials") as bar:
             if import_reference is not None:
                 run, source = import_reference_dataset, import_reference
             else:
@@ -60,8 +57,8 @@ def preprocess(
                 source,
                 cfg.data.processed_root,
                 workers=cfg.preprocess.workers,
-                on_start=lambda total: bar.update(task, total=total),
-                on_trial=lambda _outcome: bar.advance(task),
+                on_start=bar.start,
+                on_trial=bar.advance,
             )
     for outcome in report.outcomes:
         for warning in outcome.warnings:
