@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 import json
+import pickle
 import shutil
 from pathlib import Path
 
+import numpy as np
 from typer.testing import CliRunner
 
 from tagf_cli.app import app
@@ -65,3 +67,39 @@ def test_synth_refuses_bad_arguments_in_one_line(tmp_path: Path) -> None:
     assert result.exit_code == 1
     assert result.output.startswith("error: ") and result.output.count("\n") == 1
     assert "trials" in result.output
+
+
+def test_import_reference_round_trips_arrays_made_by_preprocess(synth_release: SynthReport, tmp_path: Path) -> None:
+    """Lay our output out as the reference code would (compacted_48/ + dataset_info.pkl), import it back."""
+    processed = tmp_path / "processed"
+    assert (
+        runner.invoke(app, ["preprocess", "--data-root", str(synth_release.out), "--out", str(processed)]).exit_code
+        == 0
+    )
+    manifest = json.loads((processed / "manifest.json").read_text())["trials"]
+    reference = tmp_path / "reference"
+    for record in manifest:
+        source, target = processed / record["trial"], reference / "compacted_48" / record["trial"]
+        target.mkdir(parents=True)
+        for name in ("video.npy", "logmel.npy", "VA_continuous_label.npy"):
+            if (source / name).exists():
+                np.save(target / name, np.load(source / name))
+    info = {
+        "trial": [r["trial"] for r in manifest],
+        "length": [r["length"] for r in manifest],
+        "partition": [r["partition"] for r in manifest],
+        "data_folder": "compacted_48",
+    }
+    (reference / "dataset_info.pkl").write_bytes(pickle.dumps(info))
+
+    imported = tmp_path / "imported"
+    result = runner.invoke(app, ["preprocess", "--import-reference", str(reference), "--out", str(imported)])
+    assert result.exit_code == 0, result.output
+    assert f"{len(manifest)} trials done" in result.output
+    for record in manifest:
+        for name in ("video.npy", "logmel.npy", "VA_continuous_label.npy"):
+            ours = processed / record["trial"] / name
+            if ours.exists():
+                np.testing.assert_array_equal(np.load(imported / record["trial"] / name), np.load(ours))
+    partitions = {r["trial"]: r["partition"] for r in json.loads((imported / "manifest.json").read_text())["trials"]}
+    assert partitions == {r["trial"]: r["partition"] for r in manifest}
