@@ -14,7 +14,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from tagf_core.data.layout import PAIR_SUFFIXES, Partition
+from tagf_core.data.layout import Partition, video_name_for
 from tagf_core.errors import TagfError
 
 VIDEO_SUFFIXES = (".mp4", ".avi", ".mkv", ".mov")
@@ -26,7 +26,6 @@ ANNOTATION_FOLDERS: dict[tuple[str, str], Partition] = {
     ("VA", "train"): "train",
     ("VA", "validate"): "validate",
 }
-_MAX_SEARCH_DEPTH = 4  # annotations and lists sit near the top; never crawl the ~1.5M face crops
 
 
 @dataclass(frozen=True)
@@ -50,7 +49,8 @@ class Release:
 
 
 def _walk(root: Path) -> tuple[list[tuple[Path, list[str]]], list[Path]]:
-    """List (folder, files) to a bounded depth, and every cropped_aligned folder seen, without entering them."""
+    """List (folder, files) at any depth, and every cropped_aligned folder seen, without entering them
+    (the ~1.5M face crops of a real release are listed per trial, on demand)."""
     folders: list[tuple[Path, list[str]]] = []
     faces_roots: list[Path] = []
     for folder, dirs, files in os.walk(root):
@@ -58,8 +58,6 @@ def _walk(root: Path) -> tuple[list[tuple[Path, list[str]]], list[Path]]:
         if FACES_FOLDER in dirs:
             faces_roots.append(here / FACES_FOLDER)
         dirs[:] = sorted(d for d in dirs if d != FACES_FOLDER and not d.startswith("."))
-        if len(here.relative_to(root).parts) >= _MAX_SEARCH_DEPTH:
-            dirs[:] = []
         folders.append((here, sorted(files)))
     return folders, faces_roots
 
@@ -76,14 +74,6 @@ def _index_videos(folders: list[tuple[Path, list[str]]]) -> tuple[dict[str, Path
                 ambiguous.add(path.stem)
             videos.setdefault(path.stem, path)
     return videos, ambiguous
-
-
-def video_name_for(trial: str) -> str:
-    """``X_left``/``X_right`` → ``X`` (two faces in one video, ref §2.1); any other trial → itself."""
-    for suffix in PAIR_SUFFIXES:
-        if trial.endswith(suffix):
-            return trial[: -len(suffix)]
-    return trial
 
 
 def read_test_list(path: Path) -> list[str]:

@@ -151,6 +151,12 @@ def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FAC
             missing += 1
             continue
         faces[row] = resize_bicubic(image, size)
+    if frames.size and missing == frames.size:
+        # every face black would train silently on nothing: the crops are probably named differently
+        raise TagfError(
+            f"{folder}: none of the {frames.size} kept frames has a readable crop "
+            f"(expected files named like {CROP_NAME.format(int(frames[0]) + 1)} for video frame {int(frames[0])})"
+        )
     return faces, missing
 
 

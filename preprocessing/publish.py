@@ -16,6 +16,7 @@ from typing import Literal
 
 import numpy as np
 
+from tagf_core.atomic import default_mode
 from tagf_core.data.layout import TrialRecord, check_trial_arrays, read_trial_record, write_trial_record
 from tagf_core.errors import TagfError
 
@@ -28,8 +29,10 @@ class TrialOutcome:
     status: Literal["done", "skipped", "failed"]
     record: TrialRecord | None = None
     message: str = ""
-    """For a failure: one line naming the file and the problem."""
+    """For a failure: one line ``<trial>: <file>: <problem>``."""
     warnings: tuple[str, ...] = field(default_factory=tuple)
+    detail: str = ""
+    """For an internal error: the traceback, shown with ``tagf -v``."""
 
 
 def up_to_date_record(out: Path, trial: str, digest: str) -> TrialRecord | None:
@@ -54,6 +57,7 @@ def publish_trial(out: Path, record: TrialRecord, arrays: dict[str, np.ndarray])
     partial = out / PARTIAL_FOLDER
     partial.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f"{record.trial}.", dir=partial))
+    os.chmod(staging, default_mode(folder=True))
     try:
         for name, array in arrays.items():
             np.save(staging / name, array, allow_pickle=False)
@@ -77,4 +81,4 @@ def failure(trial: str, error: TagfError | OSError) -> TrialOutcome:
         message = f"{error.filename or trial}: {error.strerror or error}"
     else:
         message = " ".join(str(error).split())
-    return TrialOutcome(trial, "failed", message=message)
+    return TrialOutcome(trial, "failed", message=f"{trial}: {message}")

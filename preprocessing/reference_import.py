@@ -200,10 +200,7 @@ def read_reference_dataset(root: Path) -> ReferenceDataset:
     for name, length, partition in zip(names, lengths, partitions, strict=True):
         if not isinstance(name, str):
             raise TagfError(f"{path}: trial name {name!r} is not a string")
-        try:
-            check_trial_name(name)
-        except TagfError as e:
-            raise TagfError(f"{path}: {e}") from None
+        # an unsafe name fails that trial alone, in import_reference_trial, before any path is built from it
         if name in seen:
             raise TagfError(f"{path}: trial {name!r} is listed twice")
         seen.add(name)
@@ -374,6 +371,7 @@ def import_reference_trial(
     trial's arrays.
     """
     try:
+        check_trial_name(trial.trial)
         arrays = read_reference_trial(dataset, trial)
         record = reference_record(trial, arrays, fps)
         existing = up_to_date_record(Path(out_root), record.trial, record.input_digest)

@@ -5,9 +5,11 @@ from __future__ import annotations
 import logging
 import os
 import shutil
+import traceback
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
-from dataclasses import dataclass
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -57,26 +59,62 @@ def prepare_output(out: Path) -> None:
     """Create OUT and drop the private folders a killed run may have left (never a finished trial)."""
     if out.exists() and not out.is_dir():
         raise TagfError(f"{out}: output path exists and is not a folder")
-    out.mkdir(parents=True, exist_ok=True)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TagfError(f"{out}: cannot create the output folder ({e.strerror or e})") from e
     shutil.rmtree(out / PARTIAL_FOLDER, ignore_errors=True)
+
+
+class _WarningCollector(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.WARNING)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
+def _run_guarded(job: Callable[..., TrialOutcome], trial: str, args: tuple[Any, ...]) -> TrialOutcome:
+    """Run one job in this process; never raises. Warnings logged by preprocessing while it runs are
+    returned with the outcome (a worker process's log would otherwise print out of order, or be lost)."""
+    logger = logging.getLogger("preprocessing")
+    collector = _WarningCollector()
+    logger.addHandler(collector)
+    propagate, logger.propagate = logger.propagate, False
+    try:
+        outcome = job(*args)
+    except Exception as e:  # a bug, not bad input: fail this trial only, keep the traceback for -v
+        outcome = TrialOutcome(
+            trial,
+            "failed",
+            message=f"{trial}: internal error {type(e).__name__}: {' '.join(str(e).split())} (a bug: please report it)",
+            detail=traceback.format_exc(),
+        )
+    finally:
+        logger.removeHandler(collector)
+        logger.propagate = propagate
+    if collector.messages:
+        outcome = replace(outcome, warnings=(*collector.messages, *outcome.warnings))
+    return outcome
 
 
 def run_jobs(
     job: Callable[..., TrialOutcome],
-    arguments: Sequence[tuple[Any, ...]],
+    jobs: Sequence[tuple[str, tuple[Any, ...]]],
     out: Path,
     *,
     workers: int,
     on_start: OnStart | None = None,
     on_trial: OnTrial | None = None,
 ) -> PreprocessReport:
-    """Run ``job(*args)`` for every argument tuple (in parallel when workers > 1) and write the manifest.
+    """Run ``job(*args)`` for every (trial, args) pair (in parallel when workers > 1), then write the manifest.
 
-    Each job returns a TrialOutcome and never raises for bad input, so one bad trial cannot stop the others.
-    The manifest lists the trials that are done or up to date, sorted by name.
+    Bad input, a bug or a dead worker fails that trial only: the others complete, and the manifest lists
+    the trials that are done or up to date, sorted by name.
     """
     if on_start is not None:
-        on_start(len(arguments))
+        on_start(len(jobs))
     outcomes: list[TrialOutcome] = []
 
     def collect(outcome: TrialOutcome) -> None:
@@ -84,18 +122,28 @@ def run_jobs(
         if on_trial is not None:
             on_trial(outcome)
 
-    count = min(resolve_workers(workers), max(1, len(arguments)))
+    count = min(resolve_workers(workers), max(1, len(jobs)))
     if count == 1:
-        for args in arguments:
-            collect(job(*args))
+        for trial, args in jobs:
+            collect(_run_guarded(job, trial, args))
     else:
         with ProcessPoolExecutor(max_workers=count) as pool:
-            futures: list[Future[TrialOutcome]] = [pool.submit(job, *args) for args in arguments]
+            futures: dict[Future[TrialOutcome], str] = {
+                pool.submit(_run_guarded, job, trial, args): trial for trial, args in jobs
+            }
             for future in as_completed(futures):
-                collect(future.result())
+                try:
+                    collect(future.result())
+                except BrokenProcessPool:
+                    trial = futures[future]
+                    message = f"{trial}: a worker process died (killed, e.g. out of memory); re-run to retry"
+                    collect(TrialOutcome(trial, "failed", message=message))
     outcomes.sort(key=lambda o: o.trial)
     records = [o.record for o in outcomes if o.record is not None]
-    manifest = write_manifest(out, records)
+    try:
+        manifest = write_manifest(out, records)
+    except OSError as e:
+        raise TagfError(f"{out}: cannot write the manifest ({e.strerror or e})") from e
     shutil.rmtree(out / PARTIAL_FOLDER, ignore_errors=True)
     return PreprocessReport(out=out, manifest=manifest, outcomes=tuple(outcomes))
 
@@ -112,8 +160,8 @@ def preprocess_release(
     release = discover_release(Path(data_root))
     out = Path(out)
     prepare_output(out)
-    arguments = [(source, out) for source in release.trials]
-    return run_jobs(process_trial, arguments, out, workers=workers, on_start=on_start, on_trial=on_trial)
+    jobs = [(source.trial, (source, out)) for source in release.trials]
+    return run_jobs(process_trial, jobs, out, workers=workers, on_start=on_start, on_trial=on_trial)
 
 
 def import_reference_dataset(
@@ -135,5 +183,5 @@ def import_reference_dataset(
         reference_root,
         REFERENCE_DEFAULT_FPS,
     )
-    arguments = [(dataset, trial, out) for trial in dataset.trials]
-    return run_jobs(import_reference_trial, arguments, out, workers=workers, on_start=on_start, on_trial=on_trial)
+    jobs = [(trial.trial, (dataset, trial, out)) for trial in dataset.trials]
+    return run_jobs(import_reference_trial, jobs, out, workers=workers, on_start=on_start, on_trial=on_trial)

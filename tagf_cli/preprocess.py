@@ -65,6 +65,8 @@ def preprocess(
             log.warning("%s: %s", outcome.trial, warning)
     for outcome in report.failed:
         typer.echo(f"failed: {outcome.message}", err=True)
+        if outcome.detail:
+            log.debug("%s", outcome.detail)
     typer.echo(
         f"{len(report.done)} trials done, {len(report.skipped)} skipped (up to date), "
         f"{len(report.failed)} failed; manifest: {report.manifest}"

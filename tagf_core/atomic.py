@@ -7,6 +7,17 @@ import tempfile
 from pathlib import Path
 
 
+def default_mode(folder: bool = False) -> int:
+    """The permissions a plain ``open``/``mkdir`` would give under the current umask.
+
+    ``tempfile`` creates private (0600/0700) files and folders; shared outputs (a dataset on a lab server)
+    must get the usual permissions once renamed into place.
+    """
+    mask = os.umask(0)
+    os.umask(mask)
+    return (0o777 if folder else 0o666) & ~mask
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then ``os.replace``."""
     path = Path(path)
@@ -18,6 +29,7 @@ def atomic_write(path: Path, data: bytes | str) -> None:
             handle.write(payload)
             handle.flush()
             os.fsync(handle.fileno())
+        os.chmod(tmp_name, default_mode())
         os.replace(tmp_name, path)
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)

@@ -7,12 +7,22 @@ then command-line flags.
 
 from __future__ import annotations
 
+import os
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, create_model, field_validator, model_validator
-from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    ValidationInfo,
+    create_model,
+    field_validator,
+    model_validator,
+)
+from pydantic_settings import BaseSettings, EnvSettingsSource, SettingsConfigDict, SettingsError
 
 from tagf_core.data.folds import check_fold
 from tagf_core.errors import TagfError
@@ -23,6 +33,15 @@ ENV_NESTED_DELIMITER = "__"
 
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_booleans_for_numbers(cls, value: Any, info: ValidationInfo) -> Any:
+        # pydantic would read `fold = true` as fold 1; a boolean where a number belongs is a mistake
+        annotation = cls.model_fields[info.field_name].annotation if info.field_name else None
+        if isinstance(value, bool) and annotation in (int, float):
+            raise ValueError("expected a number, not true/false")
+        return value
 
 
 class DataConfig(_Section):
@@ -142,22 +161,34 @@ def read_toml(path: Path) -> dict[str, Any]:
 
 
 def read_environment() -> dict[str, Any]:
-    """Collect ``TAGF_<SECTION>__<KEY>`` variables into a nested dict (values JSON-decoded where they parse).
+    """Collect ``TAGF_<SECTION>__<KEY>`` variables into a nested dict for validation.
 
-    An unknown key inside a known section is kept, so validation reports it by name instead of ignoring it.
+    Values stay strings (pydantic converts them by field type) except lists, given as JSON
+    (``TAGF_TRAIN__MILESTONES='[0, 5]'``). Every ``TAGF_*`` variable must name a known section: a typo
+    is an error, not a silently ignored setting; an unknown key inside a section fails validation.
+
+    Raises:
+        TagfError: a variable outside the known sections, or a list value that is not JSON.
     """
-    # a bare dict type makes pydantic-settings JSON-decode the values ("8" → 8, "[0, 5]" → [0, 5])
-    sections: dict[str, Any] = {name: (dict, {}) for name in TagfConfig.model_fields}
-    layer = create_model(  # type: ignore[call-overload]
-        "_EnvironmentLayer",
-        __base__=BaseSettings,
-        __config__=None,
-        **sections,
-    )
+    sections = TagfConfig.model_fields
+    for name in os.environ:
+        if not name.upper().startswith(ENV_PREFIX):
+            continue
+        section, delimiter, key = name[len(ENV_PREFIX) :].lower().partition(ENV_NESTED_DELIMITER)
+        if section not in sections or not delimiter or not key:
+            raise TagfError(
+                f"environment variable {name}: not a tagf setting (expected {ENV_PREFIX}<SECTION>"
+                f"{ENV_NESTED_DELIMITER}<KEY> with SECTION one of {', '.join(sections)})"
+            )
+    fields: dict[str, Any] = {name: (field.annotation, field.default) for name, field in sections.items()}
+    layer = create_model("_EnvironmentLayer", __base__=BaseSettings, **fields)
     layer.model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_nested_delimiter=ENV_NESTED_DELIMITER, case_sensitive=False, extra="ignore"
     )
-    values = EnvSettingsSource(layer)()
+    try:
+        values = EnvSettingsSource(layer)()
+    except SettingsError as e:
+        raise TagfError(f"environment: {' '.join(str(e).split())} (lists are JSON, e.g. '[0, 5]')") from e
     return {section: dict(keys) for section, keys in values.items() if keys}
 
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 
-from tagf_core.data.layout import PAIR_SUFFIXES, TrialRecord
+from tagf_core.data.layout import TrialRecord, paired_video
 from tagf_core.errors import TagfError
 
 NUM_FOLDS = 6  # ref §2.4: five training chunks plus the official validation set, rotated
@@ -49,20 +49,12 @@ def check_fold(fold: int) -> int:
     return fold
 
 
-def _pair_key(trial: str) -> str | None:
-    """The video a ``<video>_left``/``<video>_right`` trial belongs to, or None for any other name."""
-    for suffix in PAIR_SUFFIXES:
-        if trial.endswith(suffix) and len(trial) > len(suffix):
-            return trial[: -len(suffix)]
-    return None
-
-
 def _group_pairs(trials: Sequence[str]) -> list[list[str]]:
     """Sorted trial names as groups that must stay together: a left/right pair, or a single trial."""
     groups: list[list[str]] = []
     pair_group: dict[str, list[str]] = {}
     for trial in sorted(trials):
-        key = _pair_key(trial)
+        key = paired_video(trial)
         if key is None:
             groups.append([trial])
         elif key in pair_group:

@@ -51,6 +51,20 @@ ARRAY_SPECS: dict[str, tuple[str, tuple[int, ...]]] = {
     LABEL_FILE: ("float32", (len(EMOTIONS),)),
 }
 
+
+def paired_video(trial: str) -> str | None:
+    """``X`` for a trial ``X_left``/``X_right`` (two faces of one video, ref §2.1), None for any other name."""
+    for suffix in PAIR_SUFFIXES:
+        if trial.endswith(suffix) and len(trial) > len(suffix):
+            return trial[: -len(suffix)]
+    return None
+
+
+def video_name_for(trial: str) -> str:
+    """The name of the video a trial comes from: ``X`` for ``X_left``/``X_right``, the trial itself otherwise."""
+    return paired_video(trial) or trial
+
+
 _SAFE_TRIAL = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 
 

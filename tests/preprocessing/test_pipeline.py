@@ -186,6 +186,11 @@ def _break(release: Path, case: str) -> tuple[str, str]:
         shutil.rmtree(faces)
         faces.mkdir()
         return trial, "cropped_aligned"
+    if case == "misnamed_crops":
+        faces = release / "cropped_aligned" / trial
+        for crop in faces.glob("*.jpg"):
+            crop.rename(faces / f"{int(crop.stem)}.jpg")  # 1.jpg instead of 00001.jpg: no kept frame matches
+        return trial, "none of the"
     if case == "escape":
         test_list = next(release.glob("*test_set_release*.txt"))
         test_list.write_text(test_list.read_text() + "../../outside\n")
@@ -194,7 +199,8 @@ def _break(release: Path, case: str) -> tuple[str, str]:
 
 
 @pytest.mark.parametrize(
-    "case", ["header", "malformed", "short", "range", "too_long", "corrupt_video", "empty_faces", "escape"]
+    "case",
+    ["header", "malformed", "short", "range", "too_long", "corrupt_video", "empty_faces", "misnamed_crops", "escape"],
 )
 def test_bad_input_fails_its_trial_in_one_line_and_the_rest_complete(
     release_copy: Path, tmp_path: Path, case: str
@@ -213,6 +219,13 @@ def test_bad_input_fails_its_trial_in_one_line_and_the_rest_complete(
     assert not (tmp_path / "outside").exists()
     for record in read_manifest(out):
         check_trial_arrays(out, record)
+
+
+def test_videos_are_found_at_any_depth(release_copy: Path, tmp_path: Path) -> None:
+    deep = release_copy / "batch1" / "a" / "b" / "c" / "d" / "e"
+    shutil.move(release_copy / "videos", deep)
+    report = preprocess_release(release_copy, tmp_path / "out", workers=2)
+    assert not report.failed, [o.message for o in report.failed]
 
 
 def test_killed_run_then_rerun_equals_an_uninterrupted_run(

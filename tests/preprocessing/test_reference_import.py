@@ -226,7 +226,6 @@ def test_numpy_and_containers_load_with_every_protocol(tmp_path: Path, protocol:
         (["not", "a", "dict"], "expected a dict, found list"),
         ({"trial": ["a"], "length": [1]}, "lacks the key(s) partition"),
         ({"trial": ["a", "b"], "length": [1], "partition": ["train"]}, "differ in length"),
-        ({"trial": ["../evil"], "length": [1], "partition": ["train"]}, "not allowed"),
         ({"trial": ["a", "a"], "length": [1, 1], "partition": ["train", "train"]}, "listed twice"),
         ({"trial": ["a"], "length": [0], "partition": ["train"]}, "expected a positive integer"),
         ({"trial": ["a"], "length": [1], "partition": ["holdout"]}, "partition 'holdout'"),
@@ -253,3 +252,18 @@ def test_all_parts_pickle_is_accepted_as_dataset_info(tmp_path: Path) -> None:
     assert dataset.trials[0].trial == "a"
     assert dataset.trial_dir(dataset.trials[0]) == tmp_path / "compacted_48" / "a"
     assert dataset.data_folder == "compacted_48"
+
+
+def test_an_unsafe_trial_name_fails_that_trial_alone(
+    reference: tuple[Path, dict[str, dict[str, np.ndarray]]], tmp_path: Path
+) -> None:
+    root, _ = reference
+    info = load_pickle_restricted(root / "dataset_info.pkl")
+    assert isinstance(info, dict)
+    info["trial"] = ["../evil", *info["trial"][1:]]
+    (root / "dataset_info.pkl").write_bytes(pickle.dumps(info))
+    dataset = read_reference_dataset(root)
+    outcomes = [import_reference_trial(dataset, t, tmp_path / "out") for t in dataset.trials]
+    assert outcomes[0].status == "failed" and "is not allowed" in outcomes[0].message
+    assert [o.status for o in outcomes[1:]] == ["done"] * (len(outcomes) - 1)
+    assert not (tmp_path / "evil").exists()

@@ -43,7 +43,7 @@ def test_a_failed_trial_is_reported_and_exits_1(synth_release: SynthReport, tmp_
     video.write_bytes(b"garbage")
     result = runner.invoke(app, ["preprocess", "--data-root", str(raw), "--out", str(tmp_path / "out")])
     assert result.exit_code == 1
-    assert f"failed: {video}: corrupt or unreadable video" in result.output
+    assert f"failed: {video.stem}: {video}: corrupt or unreadable video" in result.output
     assert "1 failed" in result.output
 
 

@@ -78,3 +78,37 @@ def test_rendered_toml_reads_back_to_the_same_config(tmp_path: Path) -> None:
     saved = tmp_path / "resolved.toml"
     saved.write_text(config_to_toml(cfg))
     assert load_config(saved) == cfg
+
+
+@pytest.mark.parametrize("variable", ["TAGF_TRIAN__BATCH_SIZE", "TAGF_TRAIN_BATCH_SIZE", "TAGF_TRAIN"])
+def test_a_mistyped_environment_variable_is_an_error(monkeypatch: pytest.MonkeyPatch, variable: str) -> None:
+    monkeypatch.setenv(variable, "8")
+    with pytest.raises(TagfError, match=f"environment variable {variable}: not a tagf setting"):
+        load_config()
+
+
+def test_an_unknown_key_in_a_known_section_is_an_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAGF_TRAIN__BATCHSIZE", "8")
+    with pytest.raises(TagfError, match="train.batchsize: unknown setting"):
+        load_config()
+
+
+def test_environment_strings_stay_strings(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAGF_TRACKING__EXPERIMENT_NAME", "2025")
+    assert load_config().tracking.experiment_name == "2025"
+
+
+def test_a_boolean_is_not_a_number(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    config_file = tmp_path / "bool.toml"
+    config_file.write_text("[data]\nfold = true\n")
+    with pytest.raises(TagfError, match="data.fold: expected a number, not true/false"):
+        load_config(config_file)
+    monkeypatch.setenv("TAGF_DATA__FOLD", "true")
+    with pytest.raises(TagfError, match="data.fold"):
+        load_config()
+
+
+def test_a_list_that_is_not_json_is_one_line(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("TAGF_TRAIN__MILESTONES", "[0, x]")
+    with pytest.raises(TagfError, match=r"lists are JSON"):
+        load_config()
