@@ -15,11 +15,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
-## demo: the main job on the embedded defaults (synthetic data, local MLflow)
+## demo: the main job on the embedded defaults (synthetic data, local MLflow store, short schedule)
 demo: $(STAMP)
 	$(BIN)/tagf synth $(DEMO)/raw --trials 8 --seconds 12 --seed 0
 	$(BIN)/tagf preprocess --data-root $(DEMO)/raw --out $(DEMO)/processed
-	@echo "demo: raw synthetic Aff-Wild2 release in $(DEMO)/raw, training arrays in $(DEMO)/processed (see manifest.json)"
+	$(BIN)/tagf train --data $(DEMO)/processed --fold 0 --emotion both --stamp demo --config configs/demo.toml --overwrite
+	$(BIN)/tagf predict --stamp demo --fold 0 --emotion valence --partition extra
+	$(BIN)/tagf predict --stamp demo --fold 0 --emotion arousal --partition extra
+	$(BIN)/tagf collect --stamp demo --sample-file $(DEMO)/raw/ICCV_9th_ABAW_VA_test_set_sample.txt
+	@echo "demo: synthetic release in $(DEMO)/raw, arrays in $(DEMO)/processed, runs in outputs/demo/"
+	@echo "      MLflow store mlflow.db (artifacts in mlruns/): open it with"
+	@echo "      $(BIN)/mlflow ui --backend-store-uri sqlite:///mlflow.db   (then http://127.0.0.1:5000)"
 
 ## test: install what the tests need and run them
 test: $(STAMP)
@@ -38,4 +44,4 @@ typecheck: $(STAMP)
 	$(BIN)/mypy
 
 clean:
-	rm -rf $(DEMO) .pytest_cache .mypy_cache .ruff_cache
+	rm -rf $(DEMO) outputs/demo .pytest_cache .mypy_cache .ruff_cache

@@ -257,6 +257,23 @@ class HaarFaceCollector:
         return self._fixed, int((~self._found).sum())
 
 
+def fit_to_frame_count(faces: FaceArray, missing: int, frame_count: int) -> tuple[FaceArray, int]:
+    """Faces of every decoded frame → exactly one row per demuxed frame: (uint8 frame_count×size×size×3, missing).
+
+    Decoding can give a frame or two more or fewer than demuxing counted packets, and the packet count is T:
+    missing rows are appended black and counted in ``missing``; extra rows are dropped, and the black ones
+    among them leave the count.
+    """
+    if len(faces) == frame_count:
+        return faces, missing
+    if len(faces) < frame_count:
+        black = np.zeros((frame_count - len(faces), *faces.shape[1:]), dtype=np.uint8)
+        return np.concatenate([faces, black]), missing + len(black)
+    dropped = faces[frame_count:]  # N×size×size×3, N ≥ 1
+    dropped_black = int((~dropped.reshape(len(dropped), -1).any(axis=1)).sum())
+    return faces[:frame_count], missing - dropped_black
+
+
 def detect_faces(
     frames: Iterable[npt.NDArray[np.uint8]], kept_frames: npt.ArrayLike | None, size: int = FACE_SIZE
 ) -> tuple[FaceArray, int]:

@@ -18,6 +18,10 @@ What the reference does not record, and what we put instead:
       the arrays are already per frame, and the manifest's fps is informational.
     * partition ``test`` (empty in the reference, ref §2.1) becomes ``extra``: our layout has no ``test``.
     * the source video file name is unknown, so the record says "".
+    * video frame numbers: the reference keeps only the annotated rows of a labelled trial and does not
+      say which video frames they were, so ``frames.npy`` is ``arange(T)``. That is right for unlabelled
+      trials (every frame is kept) but not for a labelled trial with ``-5`` rows: frame numbers derived
+      from it (validation predictions ``frame,label,prediction``) are row numbers, not video frames.
 """
 
 from __future__ import annotations
@@ -36,6 +40,7 @@ import numpy.typing as npt
 from preprocessing.publish import TrialOutcome, failure, publish_trial, up_to_date_record
 from tagf_core.data.layout import (
     FACE_SIZE,
+    FRAMES_FILE,
     LABEL_FILE,
     LOGMEL_BANDS,
     LOGMEL_FILE,
@@ -61,7 +66,7 @@ _PARTITION_MAP: dict[str, Partition] = {
     "test": "extra",  # our layout has no 'test'; the reference's is empty anyway (ref §2.1)
 }
 _SILENCE_F16 = np.float16(np.log(0.01))  # a logmel patch of digital silence, as the reference stores it
-_IMPORT_VERSION = b"tagf-reference-import/1"
+_IMPORT_VERSION = b"tagf-reference-import/2"  # 2: frames.npy added
 
 # ---------------------------------------------------------------------------------------------------------
 # restricted unpickling
@@ -355,8 +360,12 @@ def reference_record(trial: ReferenceTrial, arrays: ReferenceArrays, fps: float 
 
 
 def layout_arrays(arrays: ReferenceArrays) -> dict[str, np.ndarray[Any, Any]]:
-    """The arrays under their file names in our layout."""
-    files: dict[str, np.ndarray[Any, Any]] = {VIDEO_FILE: arrays.video, LOGMEL_FILE: arrays.logmel}
+    """The arrays under their file names in our layout; ``frames.npy`` is ``arange(T)`` (see the module docstring)."""
+    files: dict[str, np.ndarray[Any, Any]] = {
+        VIDEO_FILE: arrays.video,
+        LOGMEL_FILE: arrays.logmel,
+        FRAMES_FILE: np.arange(len(arrays.video), dtype=np.int32),  # the reference records no frame numbers
+    }
     if arrays.labels is not None:
         files[LABEL_FILE] = arrays.labels
     return files

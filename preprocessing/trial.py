@@ -1,4 +1,4 @@
-"""Preprocess one raw trial: labels, faces and log-mel patches of its kept frames.
+"""Preprocess one raw trial: labels, faces, log-mel patches and video frame numbers of its kept frames.
 
 A re-run skips a trial whose recorded input digest matches and whose arrays are complete.
 """
@@ -14,16 +14,25 @@ import numpy as np
 
 from preprocessing.annotations import read_annotation
 from preprocessing.discovery import TrialSource
-from preprocessing.faces import HaarFaceCollector, load_cropped_faces
+from preprocessing.faces import HaarFaceCollector, fit_to_frame_count, load_cropped_faces
 from preprocessing.logmel import SAMPLE_RATE, log_mel_rows, patches_for_frames
 from preprocessing.media import read_video
 from preprocessing.publish import TrialOutcome, failure, publish_trial, up_to_date_record
-from tagf_core.data.layout import FACE_SIZE, LABEL_FILE, LOGMEL_FILE, VIDEO_FILE, TrialRecord, check_trial_name
+from tagf_core.data.layout import (
+    FACE_SIZE,
+    FRAMES_FILE,
+    LABEL_FILE,
+    LOGMEL_FILE,
+    VIDEO_FILE,
+    TrialRecord,
+    check_trial_name,
+)
 from tagf_core.errors import TagfError
 
 log = logging.getLogger(__name__)
 
-PIPELINE_VERSION = "1"  # bump when the arrays change for the same inputs: a re-run then redoes every trial
+# bump when the arrays change for the same inputs: a re-run then redoes every trial (2: frames.npy added)
+PIPELINE_VERSION = "2"
 _CHUNK = 1 << 20
 
 
@@ -74,12 +83,8 @@ def _compute_arrays(source: TrialSource, digest: str) -> tuple[dict[str, np.ndar
 
     if collector is not None:
         faces, missing = collector.result()
-        if annotation is None and len(faces) != len(kept_frames):
-            # decoded frames can differ from demuxed packets by a frame or two; the packet count is T
-            shortfall = len(kept_frames) - len(faces)
-            faces = np.concatenate([faces, np.zeros((max(0, shortfall), *faces.shape[1:]), np.uint8)])
-            faces = faces[: len(kept_frames)]
-            missing += max(0, shortfall)
+        if annotation is None:
+            faces, missing = fit_to_frame_count(faces, missing, len(kept_frames))
         warnings.append(
             f"no cropped_aligned folder: faces detected with OpenCV's Haar cascade "
             f"({missing} of {len(kept_frames)} frames without a face)"
@@ -93,7 +98,8 @@ def _compute_arrays(source: TrialSource, digest: str) -> tuple[dict[str, np.ndar
     rows = log_mel_rows(video.audio)
     logmel = patches_for_frames(rows, kept_frames, video.fps)
 
-    arrays: dict[str, np.ndarray] = {VIDEO_FILE: faces, LOGMEL_FILE: logmel}
+    frames = kept_frames.astype(np.int32)  # T: which video frame each row is (the -5 rows are gone)
+    arrays: dict[str, np.ndarray] = {VIDEO_FILE: faces, LOGMEL_FILE: logmel, FRAMES_FILE: frames}
     if annotation is not None:
         arrays[LABEL_FILE] = annotation.kept_values
     record = TrialRecord(

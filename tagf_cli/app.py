@@ -7,7 +7,7 @@ import logging
 import typer
 from rich.logging import RichHandler
 
-from tagf_cli import preprocess, synth
+from tagf_cli import collect, predict, preprocess, synth, train
 
 app = typer.Typer(
     name="tagf",
@@ -33,6 +33,10 @@ def configure_logging(
 
 app.command("synth")(synth.synth)
 app.command("preprocess")(preprocess.preprocess)
+app.command("train")(train.train)
+app.command("resume")(train.resume)
+app.command("predict")(predict.predict)
+app.command("collect")(collect.collect)
 
 
 def main() -> None:

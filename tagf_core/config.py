@@ -97,6 +97,19 @@ class TrainConfig(_Section):
     release_count: int = Field(3, ge=0, le=3, description="Backbone groups to release (ref §3.4).")
     milestones: tuple[int, ...] = Field((0,), description="Epochs that force a release (ref §3.4).")
     load_best_at_each_epoch: bool = Field(True, description="Reset to the best weights after each epoch (ref §3.5).")
+    backbone: Literal["release", "frozen"] = Field(
+        "release",
+        description="release: the reference's backbones in the loop, released in 3 stages (ref §3.4); frozen: "
+        "backbones in eval mode, per-frame embeddings computed once and cached (fast, a documented deviation).",
+    )
+    weights_dir: Path | None = Field(
+        None, description="Folder with res50_ir_0.887.pth and vggish.pth; without them the backbones are random."
+    )
+    output_root: Path = Field(
+        Path("outputs"), description="Run folders go to <output_root>/<stamp>/fold<K>-<emotion>/."
+    )
+    device: str = Field("auto", description="torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1, …")
+    embedding_batch_size: int = Field(256, ge=1, description="Frames per backbone batch when building the cache.")
 
 
 class TrackingConfig(_Section):
@@ -132,6 +145,8 @@ class TagfConfig(_Section):
             problems.append("train.min_learning_rate must be below train.learning_rate")
         if any(m < 0 for m in self.train.milestones):
             problems.append("train.milestones must be epochs >= 0")
+        if 0 not in self.train.milestones:
+            problems.append("train.milestones must include 0: the first release creates the optimizer (ref §3.4)")
         if problems:
             raise ValueError("; ".join(problems))
         return self
@@ -235,6 +250,8 @@ def config_to_toml(config: TagfConfig) -> str:
     for section, values in config.model_dump(mode="json").items():
         lines.append(f"[{section}]")
         for key, value in values.items():
+            if value is None:  # TOML has no null; leaving the key out reads back as the default None
+                continue
             lines.append(f"{key} = {_toml_value(value)}")
         lines.append("")
     return "\n".join(lines)

@@ -22,6 +22,7 @@ from tagf_core.data.folds import FoldSplit, split_fold
 from tagf_core.data.layout import (
     EMOTIONS,
     FACE_SIZE,
+    FRAMES_FILE,
     LABEL_FILE,
     LOGMEL_BANDS,
     LOGMEL_FILE,
@@ -50,6 +51,8 @@ class WindowSample(TypedDict):
     """L×1 float32, the chosen emotion's column; 0 on padded frames and for unlabelled (extra) trials."""
     mask: Tensor
     """L bool, True on real frames."""
+    frames: Tensor
+    """L int64, the 0-based video frame number of each row (``frames.npy``); −1 on padded frames."""
     trial: str
     start: int
     length: int
@@ -68,7 +71,7 @@ class WindowDataset(Dataset[WindowSample]):
             An int derives each window's crop from (seed, epoch, index) instead, so the crops do not depend
             on the number of workers or on the RNG state at resume; call ``set_epoch`` every epoch.
         max_open_trials: trials whose memory maps are kept open per process; each map holds a file
-            descriptor, so keeping all 594 trials open (1,782 maps) could exceed the open-file limit.
+            descriptor, so keeping all 594 trials open (2,200 maps) could exceed the open-file limit.
 
     Raises:
         TagfError: unknown emotion or trial, bad window sizes, or a trial array that is missing or has the
@@ -141,12 +144,12 @@ class WindowDataset(Dataset[WindowSample]):
 
     def trial_arrays(self, trial: str) -> dict[str, np.ndarray]:
         """The trial's arrays, memory-mapped read-only: ``video`` T×48×48×3 uint8, ``logmel`` T×96×64 float16,
-        and ``label`` T×2 float32 for labelled trials."""
+        ``frames`` T int32, and ``label`` T×2 float32 for labelled trials."""
         arrays = self._open.get(trial)
         if arrays is None:
             record = self.records[trial]
             trial_dir = self.root / trial
-            files = {"video": VIDEO_FILE, "logmel": LOGMEL_FILE}
+            files = {"video": VIDEO_FILE, "logmel": LOGMEL_FILE, "frames": FRAMES_FILE}
             if record.labelled:
                 files["label"] = LABEL_FILE
             arrays = {key: np.load(trial_dir / name, mmap_mode="r") for key, name in files.items()}
@@ -166,16 +169,18 @@ class WindowDataset(Dataset[WindowSample]):
     def __getitem__(self, index: int) -> WindowSample:
         window = self.windows[index]
         arrays = self.trial_arrays(window.trial)
-        frames = slice(window.start, window.end)
+        rows = slice(window.start, window.end)
         n, size = window.length, self.window_len
         # ref §2.5: a trial shorter than L is zero-padded; black faces become −1 after normalisation
         faces = np.zeros((size, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)
-        faces[:n] = arrays["video"][frames]
+        faces[:n] = arrays["video"][rows]
         logmel = np.zeros((size, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
-        logmel[:n] = arrays["logmel"][frames]
+        logmel[:n] = arrays["logmel"][rows]
         label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros for unlabelled extra trials
         if "label" in arrays:
-            label[:n, 0] = arrays["label"][frames, self._label_column]
+            label[:n, 0] = arrays["label"][rows, self._label_column]
+        frame_numbers = np.full(size, -1, dtype=np.int64)  # L; −1 marks padding, never a video frame
+        frame_numbers[:n] = arrays["frames"][rows]
         mask = torch.zeros(size, dtype=torch.bool)
         mask[:n] = True
         video = transform_video(faces, train=self.train, crop_size=self.crop_size, generator=self._generator(index))
@@ -184,6 +189,7 @@ class WindowDataset(Dataset[WindowSample]):
             logmel=torch.from_numpy(logmel),
             label=torch.from_numpy(label),
             mask=mask,
+            frames=torch.from_numpy(frame_numbers),
             trial=window.trial,
             start=window.start,
             length=n,

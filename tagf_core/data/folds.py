@@ -94,8 +94,11 @@ def split_training_chunks(train_trials: Sequence[str], num_chunks: int = NUM_TRA
     return [ordered[start:end] for start, end in zip(boundaries[:-1], boundaries[1:], strict=True)]
 
 
-def split_fold(records: Sequence[TrialRecord], fold: int) -> FoldSplit:
+def split_fold(records: Sequence[TrialRecord], fold: int, *, debug: bool = False) -> FoldSplit:
     """Split the manifest's trials into the train / validate / extra trials of ``fold`` (ref §2.4).
+
+    ``debug`` keeps one trial per chunk, as the reference's ``-debug 1``: 5 training trials, 1 validation
+    trial and 1 unseen trial (fewer on a tiny set).
 
     Raises:
         TagfError: the fold is not 0–5, or it would have no training or no validation trials.
@@ -106,6 +109,10 @@ def split_fold(records: Sequence[TrialRecord], fold: int) -> FoldSplit:
         by_partition[record.partition].append(record.trial)
     official_validate = sorted(by_partition["validate"])
     chunks = [*split_training_chunks(by_partition["train"]), official_validate]
+    extra = tuple(sorted(by_partition["extra"]))
+    if debug:
+        chunks = [chunk[:1] for chunk in chunks]
+        extra = extra[:1]
     # fix of ref §2.4: rotate the Python list; np.roll on ragged arrays needs numpy < 1.24
     rolled = chunks[len(chunks) - fold :] + chunks[: len(chunks) - fold]
     train = tuple(trial for chunk in rolled[:-1] for trial in chunk)
@@ -116,4 +123,4 @@ def split_fold(records: Sequence[TrialRecord], fold: int) -> FoldSplit:
             f"(the manifest has {len(by_partition['train'])} train and {len(official_validate)} validate trials, "
             f"folds 1–{NUM_TRAIN_CHUNKS} cut the train trials into {NUM_TRAIN_CHUNKS} chunks)"
         )
-    return FoldSplit(fold=fold, train=train, validate=validate, extra=tuple(sorted(by_partition["extra"])))
+    return FoldSplit(fold=fold, train=train, validate=validate, extra=extra)

@@ -3,16 +3,20 @@
 ``preprocessing`` writes it, ``tagf_core.data`` reads and checks it. Torch-free on purpose.
 
     OUT/
-      manifest.json                  {"format": "tagf-processed", "version": 1, "trials": [TrialRecord, ...]}
+      manifest.json                  {"format": "tagf-processed", "version": 2, "trials": [TrialRecord, ...]}
       <trial>/
         video.npy                    uint8   T×48×48×3  RGB faces, black where no face was found
         logmel.npy                   float16 T×96×64    one VGGish log-mel patch per kept video frame
+        frames.npy                   int32   T          0-based video frame number of each row, strictly increasing
         VA_continuous_label.npy      float32 T×2        (valence, arousal); labelled trials only
         trial.json                   this trial's TrialRecord (lets a re-run skip finished trials)
 
 T is the number of kept frames: the annotated rows (``-5`` rows dropped) for ``train``/``validate``
 trials, every video frame for ``extra`` (unlabelled test) trials. Row i of every array is the same
-video frame.
+video frame, ``frames[i]``: ``frames`` is ``arange(T)`` for an unlabelled trial and skips the ``-5`` rows
+of a labelled one. Row i is annotation line ``frames[i] + 2`` (line 1 is the header) and the frame named
+``{frames[i] + 1:05d}.jpg`` in cropped_aligned and in submissions. Trials imported from the reference's
+output get ``arange(T)``: the reference stores no frame numbers.
 """
 
 from __future__ import annotations
@@ -32,11 +36,12 @@ PARTITIONS: tuple[Partition, ...] = get_args(Partition)
 MANIFEST_NAME = "manifest.json"
 TRIAL_RECORD_NAME = "trial.json"
 MANIFEST_FORMAT = "tagf-processed"
-MANIFEST_VERSION = 1
+MANIFEST_VERSION = 2  # 2: frames.npy added
 
 VIDEO_FILE = "video.npy"
 LOGMEL_FILE = "logmel.npy"
 LABEL_FILE = "VA_continuous_label.npy"
+FRAMES_FILE = "frames.npy"
 
 FACE_SIZE = 48  # ref §2.2: the training code expects 48×48 faces (not the config's 128)
 LOGMEL_FRAMES = 96  # ref §1.3: one 0.96 s patch of 10 ms rows
@@ -49,6 +54,7 @@ ARRAY_SPECS: dict[str, tuple[str, tuple[int, ...]]] = {
     VIDEO_FILE: ("uint8", (FACE_SIZE, FACE_SIZE, 3)),
     LOGMEL_FILE: ("float16", (LOGMEL_FRAMES, LOGMEL_BANDS)),
     LABEL_FILE: ("float32", (len(EMOTIONS),)),
+    FRAMES_FILE: ("int32", ()),
 }
 
 
@@ -104,7 +110,8 @@ class TrialRecord:
         return self.partition != "extra"
 
     def expected_files(self) -> tuple[str, ...]:
-        return (VIDEO_FILE, LOGMEL_FILE, LABEL_FILE) if self.labelled else (VIDEO_FILE, LOGMEL_FILE)
+        files = (VIDEO_FILE, LOGMEL_FILE, FRAMES_FILE)
+        return (*files, LABEL_FILE) if self.labelled else files
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -188,9 +195,11 @@ def read_manifest(root: Path) -> list[TrialRecord]:
 
 
 def check_trial_arrays(root: Path, record: TrialRecord) -> None:
-    """Check that a trial's arrays exist with the dtype and shape the manifest promises.
+    """Check that a trial's arrays exist with the dtype and shape the manifest promises, and that its frame
+    numbers are ≥ 0 and strictly increasing.
 
-    Reads only the .npy headers (memory-mapped), so it is cheap. Raises TagfError naming the file.
+    Reads the .npy headers and the T frame numbers (memory-mapped), so it is cheap. Raises TagfError naming
+    the file.
     """
     import numpy as np  # numpy is light, but keep the module import-free for the CLI
 
@@ -205,3 +214,20 @@ def check_trial_arrays(root: Path, record: TrialRecord) -> None:
         expected = (record.length, *tail)
         if array.dtype != np.dtype(dtype) or tuple(array.shape) != expected:
             raise TagfError(f"{path}: holds {array.dtype} {tuple(array.shape)}, manifest expects {dtype} {expected}")
+        if name == FRAMES_FILE:
+            _check_frame_numbers(path, array)
+
+
+def _check_frame_numbers(path: Path, frames: Any) -> None:
+    """Raise TagfError naming ``path`` unless the int (T,) frame numbers are ≥ 0 and strictly increasing."""
+    import numpy as np
+
+    if frames.size and int(frames[0]) < 0:
+        raise TagfError(f"{path}: frame number {int(frames[0])} at row 0 is negative; re-run `tagf preprocess`")
+    steps = np.diff(frames)  # int32 (T-1,)
+    if steps.size and not (steps > 0).all():
+        row = int(np.flatnonzero(steps <= 0)[0]) + 1
+        raise TagfError(
+            f"{path}: frame numbers must strictly increase, but row {row} holds {int(frames[row])} "
+            f"after {int(frames[row - 1])}; re-run `tagf preprocess`"
+        )

@@ -13,6 +13,7 @@ from preprocessing.faces import (
     HaarFaceCollector,
     crop_largest_face,
     detect_faces,
+    fit_to_frame_count,
     load_cropped_faces,
     resize_bicubic,
 )
@@ -178,6 +179,21 @@ def test_collector_without_kept_frames_keeps_every_frame() -> None:
     assert faces.shape == (2, 40, 40, 3)
     assert missing == 1
     assert faces[0].any() and not faces[1].any()
+
+
+def test_faces_are_fitted_to_the_demuxed_frame_count() -> None:
+    faces = np.zeros((4, 8, 8, 3), dtype=np.uint8)  # rows 0 and 2 hold a face, 1 and 3 are black
+    faces[0], faces[2] = 10, 20
+    padded, missing = fit_to_frame_count(faces, 2, 6)
+    assert padded.shape == (6, 8, 8, 3) and missing == 4  # two black rows appended
+    np.testing.assert_array_equal(padded[:4], faces)
+    assert not padded[4:].any()
+    cut, missing = fit_to_frame_count(faces, 2, 3)
+    np.testing.assert_array_equal(cut, faces[:3])
+    assert missing == 1  # the dropped row 3 was black
+    same, missing = fit_to_frame_count(faces, 2, 4)
+    np.testing.assert_array_equal(same, faces)
+    assert missing == 2
 
 
 def test_face_at_the_border_is_padded_black() -> None:

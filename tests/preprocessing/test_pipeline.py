@@ -68,22 +68,30 @@ def test_unlabelled_trial_length_is_the_video_frame_count(synth_release: SynthRe
     for trial in synth_release.test:
         video = read_video(synth_release.out / "videos" / records[trial].video, want_audio=False)
         assert records[trial].length == video.frame_count
+        frames = np.load(processed / trial / "frames.npy")
+        assert frames.dtype == np.int32
+        np.testing.assert_array_equal(frames, np.arange(video.frame_count))  # every frame kept, in order
 
 
 def test_labels_faces_and_logmel_stay_aligned_around_mid_video_gaps(
     synth_release: SynthReport, processed: Path
 ) -> None:
-    """Row j of every array is video frame kept[j], also after a block of -5 rows in the middle."""
+    """Row j of every array is video frame kept[j], also after a block of -5 rows in the middle; frames.npy
+    says so."""
     records = {r.trial: r for r in read_manifest(processed)}
     checked = 0
     for trial in synth_release.train:
         record = records[trial]
-        if record.face_source != "cropped_aligned":
-            continue
         annotation = read_annotation(synth_release.out / TRAIN_SET / f"{trial}.txt")
         kept = annotation.kept_frames
         gaps = np.flatnonzero(np.diff(kept) > 1)
         assert gaps.size, f"{trial}: the synthetic release should have a -5 block mid-video"
+        assert kept[0] > 0, f"{trial}: the synthetic release should have -5 rows at the start"
+        frames = np.load(processed / trial / "frames.npy")
+        assert frames.dtype == np.int32
+        np.testing.assert_array_equal(frames, kept)  # Haar-cascade trials too
+        if record.face_source != "cropped_aligned":
+            continue
         labels = np.load(processed / trial / "VA_continuous_label.npy")
         np.testing.assert_array_equal(labels, annotation.values[kept])
 

@@ -102,11 +102,15 @@ def test_import_converts_arrays_and_writes_our_layout(
     assert labels.dtype == np.float32
     np.testing.assert_array_equal(labels, source["10-60-1280x720_right"]["VA_continuous_label"].astype(np.float32))
     assert not (trial_dir / "vggish.npy").exists()
+    frames = np.load(trial_dir / "frames.npy")
+    assert frames.dtype == np.int32
+    np.testing.assert_array_equal(frames, np.arange(7))  # the reference records no frame numbers
     assert read_trial_record(trial_dir) == labelled
 
     unlabelled = records[3]
     assert unlabelled.partition == "extra"
     assert not (out / "video4" / "VA_continuous_label.npy").exists()
+    np.testing.assert_array_equal(np.load(out / "video4" / "frames.npy"), np.arange(3))
     for record in records:
         check_trial_arrays(out, record)  # the layout contract's own check: dtypes and shapes
     assert len({r.input_digest for r in records}) == 4

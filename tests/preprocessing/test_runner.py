@@ -35,7 +35,11 @@ def _job(trial: str, out: Path, crash: str) -> TrialOutcome:
     if trial == crash == "dies":
         os._exit(3)  # a worker killed mid-trial, e.g. by the out-of-memory killer
     logging.getLogger("preprocessing.faces").warning("%s: one crop was corrupt", trial)
-    arrays = {"video.npy": np.zeros((2, 48, 48, 3), np.uint8), "logmel.npy": np.zeros((2, 96, 64), np.float16)}
+    arrays = {
+        "video.npy": np.zeros((2, 48, 48, 3), np.uint8),
+        "logmel.npy": np.zeros((2, 96, 64), np.float16),
+        "frames.npy": np.arange(2, dtype=np.int32),
+    }
     publish_trial(out, _record(trial), arrays)
     return TrialOutcome(trial, "done", _record(trial))
 

@@ -10,6 +10,7 @@ import pytest
 
 from tagf_core.data.layout import (
     FACE_SIZE,
+    FRAMES_FILE,
     LABEL_FILE,
     LOGMEL_BANDS,
     LOGMEL_FILE,
@@ -43,11 +44,21 @@ def face_pixels(length: int) -> np.ndarray:
     return np.repeat(((t + 3 * r + 5 * c) % 256).astype(np.uint8)[..., None], 3, axis=-1)
 
 
+def frame_numbers(record: TrialRecord) -> np.ndarray:
+    """int32 T: every frame of an unlabelled trial; for a labelled one, as if frames 0–1 and the 5 frames
+    after row T//2 were -5 rows (kept frames 2, 3, …, then a jump of 6)."""
+    t = np.arange(record.length)
+    if not record.labelled:
+        return t.astype(np.int32)
+    return (t + 2 + 5 * (t >= record.length // 2)).astype(np.int32)
+
+
 def write_trial_arrays(root: Path, record: TrialRecord) -> None:
-    """video as face_pixels, logmel[t] = t, label[t] = (t/100, −t/100)."""
+    """video as face_pixels, logmel[t] = t, label[t] = (t/100, −t/100), frames as frame_numbers."""
     trial_dir = root / record.trial
     trial_dir.mkdir(parents=True, exist_ok=True)
     t = np.arange(record.length)
+    np.save(trial_dir / FRAMES_FILE, frame_numbers(record))
     np.save(trial_dir / VIDEO_FILE, face_pixels(record.length))
     logmel = np.broadcast_to(t[:, None, None], (record.length, LOGMEL_FRAMES, LOGMEL_BANDS))
     np.save(trial_dir / LOGMEL_FILE, logmel.astype(np.float16))

@@ -61,11 +61,15 @@ def test_windows_and_sample_shapes(root: Path) -> None:
     assert sample["logmel"].shape == (L, 96, 64) and sample["logmel"].dtype == torch.float32
     assert sample["label"].shape == (L, 1) and sample["label"].dtype == torch.float32
     assert sample["mask"].shape == (L,) and sample["mask"].dtype == torch.bool
+    assert sample["frames"].shape == (L,) and sample["frames"].dtype == torch.int64
     assert (sample["trial"], sample["start"], sample["length"]) == ("alpha", 10, 8)
     frames = np.arange(10, 18)
     np.testing.assert_array_equal(sample["logmel"][:, 0, 0].numpy(), frames)
     np.testing.assert_allclose(sample["video"][:, 0, 0, 0].numpy(), centre_pixel(frames), atol=1e-6)
     assert sample["mask"].all()
+    # rows 10–17 of alpha are video frames row + 2 + 5 (conftest: kept frames jump by 6 after row T//2 = 10)
+    assert sample["frames"].tolist() == list(range(17, 25))
+    assert dataset(root)[0]["frames"].tolist() == list(range(2, 10))
 
 
 @pytest.mark.parametrize(("emotion", "sign"), [("valence", 1), ("arousal", -1)])
@@ -83,6 +87,7 @@ def test_short_trial_is_padded_and_masked(root: Path) -> None:
     assert (sample["logmel"][5:] == 0).all()
     assert (sample["video"][5:] == -1).all()  # black before normalisation, as in ref §2.5
     np.testing.assert_array_equal(sample["logmel"][:5, 0, 0].numpy(), np.arange(5))
+    assert sample["frames"].tolist() == [2, 3, 9, 10, 11, -1, -1, -1]  # the jump at row 5 // 2 = 2; −1 pads
 
 
 def test_extra_trials_have_zero_labels(root: Path) -> None:
@@ -90,6 +95,7 @@ def test_extra_trials_have_zero_labels(root: Path) -> None:
     assert (sample["trial"], sample["start"], sample["length"]) == ("gamma", 4, 8)
     assert (sample["label"] == 0).all()
     np.testing.assert_array_equal(sample["logmel"][:, 0, 0].numpy(), np.arange(4, 12))
+    assert sample["frames"].tolist() == list(range(4, 12))  # an unlabelled trial keeps every frame
 
 
 def test_arrays_are_memory_mapped_and_not_pickled(root: Path) -> None:
@@ -98,6 +104,7 @@ def test_arrays_are_memory_mapped_and_not_pickled(root: Path) -> None:
     assert isinstance(arrays["video"], np.memmap)
     assert isinstance(arrays["logmel"], np.memmap)
     assert isinstance(arrays["label"], np.memmap)
+    assert isinstance(arrays["frames"], np.memmap)
     assert "label" not in ds.trial_arrays("gamma")
     ds[0]
     payload = pickle.dumps(ds)
@@ -117,12 +124,12 @@ def open_files() -> int:
 
 @pytest.mark.skipif(not Path("/proc/self/fd").is_dir(), reason="counts open files through Linux /proc")
 def test_open_memory_maps_are_bounded(root: Path) -> None:
-    # every memory map holds a file descriptor; 594 trials × 3 maps could pass the open-file limit
+    # every memory map holds a file descriptor; 594 trials × 4 maps could pass the open-file limit
     ds = dataset(root, max_open_trials=1)
     before = open_files()
     for index in range(len(ds)):
         ds[index]
-    assert open_files() - before <= 3  # the three maps of the one trial kept open
+    assert open_files() - before <= 4  # the four maps of the one trial kept open
 
 
 def test_bad_array_shape_names_the_file(root: Path) -> None:

@@ -156,3 +156,14 @@ def test_fold_with_an_empty_chunk_is_an_error(record_factory: RecordFactory) -> 
     assert split_fold(records, 5).validate == ("t0",)
     with pytest.raises(TagfError, match=r"fold 1 has 4 training and 0 validation trials"):
         split_fold(records, 1)
+
+
+def test_debug_keeps_one_trial_per_chunk() -> None:
+    def record(name: str, partition: str) -> TrialRecord:
+        return TrialRecord(name, f"{name}.mp4", partition, 10, 30.0, 0, "cropped_aligned", True, "0" * 64)  # type: ignore[arg-type]
+
+    records = [record(f"t{i:02d}", "train") for i in range(12)]
+    records += [record("v1", "validate"), record("v2", "validate"), record("x1", "extra"), record("x2", "extra")]
+    split = split_fold(records, 1, debug=True)
+    assert len(split.train) == 5 and len(split.validate) == 1 and split.extra == ("x1",)
+    assert split.validate == ("t09",)  # 12 trials → chunks of 2, 2, 2, 3, 3; fold 1 validates on c4 = t09–t11

@@ -1,0 +1,337 @@
+"""The Tracker on MLflow: one parent run per stamp, one child run per fold × emotion.
+
+Everything goes through ``mlflow.tracking.MlflowClient`` with explicit run ids, so several runs can be open in
+one process and nothing depends on MLflow's global active run. mlflow is imported inside the functions that
+need it (importing it takes seconds), never at module level.
+
+Layout in the experiment: the parent run is named ``<stamp>`` and tagged ``tagf.role=parent``,
+``tagf.stamp=<stamp>``; it is created FINISHED and only holds what ``collect`` logs. A child run is named e.g.
+``fold0-valence``, tagged ``tagf.role=child`` and ``mlflow.parentRunId=<parent>`` (how the UI nests runs), plus
+the tags its caller gives.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import json
+import logging
+import os
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from tagf_core.errors import TagfError
+from tagf_core.tracking.tracker import RunStatus, artifact_names, raise_on_param_conflicts, tracked
+
+if TYPE_CHECKING:
+    import torch
+    from mlflow.tracking import MlflowClient
+
+__all__ = ["MlflowSession", "MlflowTracker", "resolve_tracking_uri", "tracked"]
+
+log = logging.getLogger(__name__)
+
+TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
+REACHABLE_TIMEOUT_S = 5.0
+ROLE_TAG, STAMP_TAG, PARENT_TAG = "tagf.role", "tagf.stamp", "mlflow.parentRunId"
+# MLflow's limits: params and metrics per log_batch call, and the length of a dataset digest
+_PARAMS_PER_BATCH, _METRICS_PER_BATCH, _DATASET_DIGEST_LEN = 100, 1000, 36
+
+
+def resolve_tracking_uri(default: str) -> str:
+    """``MLFLOW_TRACKING_URI`` if set (and not empty), else ``default`` (the config's ``sqlite:///mlflow.db``)."""
+    return os.environ.get(TRACKING_URI_ENV) or default
+
+
+def _is_server(uri: str) -> bool:
+    """A remote tracking server decides where artifacts go; a local store gets our artifact root."""
+    return uri.split(":", 1)[0].lower() in {"http", "https", "databricks"}
+
+
+class MlflowSession:
+    """The experiment runs are logged to, on the store at ``tracking_uri``.
+
+    Nothing is contacted until a run is asked for: call ``check_reachable`` first to fail fast on a dead server.
+    """
+
+    def __init__(self, tracking_uri: str, experiment_name: str, artifact_root: Path = Path("mlruns")) -> None:
+        from mlflow.tracking import MlflowClient
+
+        self.tracking_uri = tracking_uri
+        self.experiment_name = experiment_name
+        self.artifact_root = Path(artifact_root)
+        self.client: MlflowClient = MlflowClient(tracking_uri)
+        self._experiment_id: str | None = None
+
+    def check_reachable(self, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
+        """For an http(s) store, make sure the server answers within ``timeout_s``; local stores always pass.
+
+        Raises:
+            TagfError: the server does not answer (one line naming the URI).
+        """
+        if not self.tracking_uri.lower().startswith(("http://", "https://")):
+            return
+        url = self.tracking_uri.rstrip("/") + "/health"
+        try:
+            with urllib.request.urlopen(url, timeout=timeout_s):  # noqa: S310 (the user's own tracking URI)
+                pass
+        except urllib.error.HTTPError:
+            return  # it answered (maybe 401/404): reachable; auth errors surface with the first request
+        except (urllib.error.URLError, OSError) as e:
+            reason = getattr(e, "reason", e)
+            raise TagfError(
+                f"MLflow tracking server {self.tracking_uri} does not answer ({' '.join(str(reason).split())}); "
+                f"start it, or point {TRACKING_URI_ENV} at a reachable server"
+            ) from e
+
+    @property
+    def experiment_id(self) -> str:
+        """The experiment's id, creating the experiment on first use."""
+        if self._experiment_id is None:
+            self._experiment_id = self._ensure_experiment()
+        return self._experiment_id
+
+    def _ensure_experiment(self) -> str:
+        if self.tracking_uri.startswith("sqlite:///"):
+            # sqlite creates the database file but not its folder
+            db_path = self.tracking_uri[len("sqlite:///") :].split("?", 1)[0]
+            if db_path and db_path != ":memory:":
+                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        experiment = self.client.get_experiment_by_name(self.experiment_name)
+        if experiment is not None:
+            if experiment.lifecycle_stage != "active":
+                raise TagfError(
+                    f"MLflow experiment {self.experiment_name!r} in {self.tracking_uri} is deleted; restore it "
+                    f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) or pick another "
+                    "with --experiment"
+                )
+            return str(experiment.experiment_id)
+        location = None if _is_server(self.tracking_uri) else self.artifact_root.resolve().as_uri()
+        return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
+
+    def parent_run(self, stamp: str) -> str:
+        """The run id of the stamp's parent run, created (named ``stamp``, FINISHED) if there is none yet."""
+        from mlflow.entities import ViewType
+
+        candidates = []
+        page_token = None
+        while True:
+            page = self.client.search_runs(
+                [self.experiment_id],
+                filter_string=f"tags.`{ROLE_TAG}` = 'parent'",
+                run_view_type=ViewType.ACTIVE_ONLY,
+                max_results=1000,
+                page_token=page_token,
+            )
+            # the stamp is compared here, not in the filter: no quoting rules for odd stamps
+            candidates += [run for run in page if run.data.tags.get(STAMP_TAG) == stamp]
+            page_token = page.token
+            if not page_token:
+                break
+        if candidates:
+            return str(min(candidates, key=lambda run: run.info.start_time).info.run_id)
+        run = self.client.create_run(
+            self.experiment_id, run_name=stamp, tags={ROLE_TAG: "parent", STAMP_TAG: stamp, "stamp": stamp}
+        )
+        self.client.set_terminated(run.info.run_id, "FINISHED")
+        return str(run.info.run_id)
+
+    def child(self, parent_id: str, name: str, tags: Mapping[str, str], run_id: str | None = None) -> MlflowTracker:
+        """A new child run ``name`` under ``parent_id``, or, with ``run_id``, that earlier run re-opened (resume).
+
+        Raises:
+            TagfError: ``run_id`` is not a live run of this store.
+        """
+        all_tags = {**{k: str(v) for k, v in tags.items()}, ROLE_TAG: "child", PARENT_TAG: parent_id}
+        if run_id is None:
+            run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
+            return MlflowTracker(self, str(run.info.run_id))
+        self._existing_run(run_id)
+        self.client.update_run(run_id, status="RUNNING")
+        tracker = MlflowTracker(self, run_id)
+        tracker.set_tags(all_tags)
+        return tracker
+
+    def parent_tracker(self, parent_id: str) -> MlflowTracker:
+        """A tracker on the parent run, for ``collect``; closing it leaves the parent's status as it is."""
+        self._existing_run(parent_id)
+        return MlflowTracker(self, parent_id, set_status_on_close=False)
+
+    def load_model(self, model_uri: str) -> torch.nn.Module:
+        """Load a model this store holds, e.g. ``runs:/<run_id>/model`` or the ``models:/…`` URI of a run."""
+        import mlflow.pytorch
+
+        with self.global_tracking_uri():
+            model: torch.nn.Module = mlflow.pytorch.load_model(model_uri)
+        return model
+
+    @contextmanager
+    def global_tracking_uri(self) -> Iterator[None]:
+        """Point MLflow's process-wide tracking URI at this store for the block, then put back what was there.
+
+        Only for the fluent helpers that take no client (``mlflow.pytorch.log_model``/``load_model``). MLflow's
+        own ``set_tracking_uri`` also writes and, when resetting, deletes ``MLFLOW_TRACKING_URI``; the variable
+        is restored too.
+        """
+        from mlflow.tracking._tracking_service import utils as tracking_utils
+
+        saved_env = os.environ.get(TRACKING_URI_ENV)
+        try:
+            with tracking_utils._use_tracking_uri(self.tracking_uri):
+                yield
+        finally:
+            if saved_env is None:
+                os.environ.pop(TRACKING_URI_ENV, None)
+            else:
+                os.environ[TRACKING_URI_ENV] = saved_env
+
+    def _existing_run(self, run_id: str) -> Any:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            run = self.client.get_run(run_id)
+        except MlflowException as e:
+            raise TagfError(
+                f"MLflow run {run_id} is not in {self.tracking_uri}; it was logged to another tracking store "
+                f"(set {TRACKING_URI_ENV} to that one)"
+            ) from e
+        if run.info.lifecycle_stage != "active":
+            raise TagfError(f"MLflow run {run_id} in {self.tracking_uri} is deleted; restore it in the MLflow UI")
+        return run
+
+
+class MlflowTracker:
+    """A ``Tracker`` writing to one MLflow run through the session's client."""
+
+    def __init__(self, session: MlflowSession, run_id: str, *, set_status_on_close: bool = True) -> None:
+        self.session = session
+        self.client = session.client
+        self.run_id = run_id
+        self._set_status_on_close = set_status_on_close
+
+    def log_params(self, params: Mapping[str, object]) -> None:
+        from mlflow.entities import Param
+
+        existing: dict[str, str] = dict(self.client.get_run(self.run_id).data.params)
+        raise_on_param_conflicts(self.run_id, existing, params)
+        new = [Param(key, str(value)) for key, value in params.items() if key not in existing]
+        for start in range(0, len(new), _PARAMS_PER_BATCH):
+            self.client.log_batch(self.run_id, params=new[start : start + _PARAMS_PER_BATCH])
+
+    def log_metrics(self, metrics: Mapping[str, float], step: int) -> None:
+        from mlflow.entities import Metric
+
+        now_ms = int(time.time() * 1000)
+        rows = [Metric(key, float(value), now_ms, int(step)) for key, value in metrics.items()]
+        for start in range(0, len(rows), _METRICS_PER_BATCH):
+            self.client.log_batch(self.run_id, metrics=rows[start : start + _METRICS_PER_BATCH])
+
+    def logged_steps(self, key: str) -> set[int]:
+        return {int(metric.step) for metric in self.client.get_metric_history(self.run_id, key)}
+
+    def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
+        path = Path(path)
+        artifact_names(path, artifact_path)  # raises FileNotFoundError naming a missing path
+        if path.is_dir():
+            self.client.log_artifacts(self.run_id, str(path), artifact_path or path.name)
+        else:
+            self.client.log_artifact(self.run_id, str(path), artifact_path)
+
+    def log_model(self, model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], name: str) -> None:
+        """``mlflow.pytorch.log_model`` of ``model`` (pickled, on the CPU) with a signature from the example.
+
+        The signature's first two dimensions (B, L) are left free: the network takes any batch and length.
+        Loadable with ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` where tagf is installed.
+        """
+        import copy
+
+        import mlflow.pytorch
+        import torch
+
+        if any(tensor.device.type != "cpu" for tensor in [*model.parameters(), *model.buffers()]):
+            model = copy.deepcopy(model).cpu()  # loadable on a machine without the training device
+        inputs = {key: value.detach().cpu() for key, value in example_inputs.items()}
+        was_training = model.training
+        model.eval()
+        try:
+            with torch.no_grad():
+                output = model(**inputs)
+        finally:
+            model.train(was_training)
+        if not isinstance(output, torch.Tensor):
+            raise TypeError(f"log_model needs a model returning one tensor, got {type(output).__name__}")
+        signature = _signature({k: v.numpy() for k, v in inputs.items()}, output.numpy())
+        # Created through our client so it lands in our experiment: with no active run, the fluent
+        # log_model would put the model in whatever experiment MLflow's global state points at.
+        logged = self.client.create_logged_model(self.session.experiment_id, name=name, source_run_id=self.run_id)
+        with self.session.global_tracking_uri():
+            mlflow.pytorch.log_model(
+                model,
+                name=name,
+                # the default (pt2) export fixes the sequence length of the example
+                serialization_format="pickle",
+                # explicit requirements: MLflow would otherwise infer them, which is slow and may need a network
+                pip_requirements=_pip_requirements(),
+                signature=signature,
+                model_id=logged.model_id,
+                run_id=self.run_id,
+            )
+
+    def log_dataset(self, name: str, digest: str, source: str) -> None:
+        """Record the dataset as a run input; MLflow keeps 36 characters of digest, the profile keeps all of it."""
+        from mlflow.entities import Dataset, DatasetInput, InputTag
+
+        dataset = Dataset(
+            name=name,
+            digest=digest[:_DATASET_DIGEST_LEN],
+            source_type="local",
+            source=json.dumps({"uri": source}),
+            profile=json.dumps({"digest": digest}),
+        )
+        self.client.log_inputs(
+            self.run_id, datasets=[DatasetInput(dataset, tags=[InputTag("mlflow.data.context", "training")])]
+        )
+
+    def set_tags(self, tags: Mapping[str, str]) -> None:
+        from mlflow.entities import RunTag
+
+        self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+    def close(self, status: RunStatus = "FINISHED") -> None:
+        if self._set_status_on_close:
+            self.client.set_terminated(self.run_id, status)
+
+
+def _signature(inputs: dict[str, Any], output: Any) -> Any:
+    """``infer_signature`` with the batch and length dimensions (the first two) of every tensor set free."""
+    from mlflow.models import infer_signature
+    from mlflow.models.signature import ModelSignature
+    from mlflow.types.schema import Schema, TensorSpec
+
+    inferred = infer_signature(inputs, output)
+
+    def free(schema: Schema) -> Schema:
+        specs = [spec for spec in schema.inputs if isinstance(spec, TensorSpec)]
+        return Schema(
+            [
+                TensorSpec(spec.type, tuple(-1 if i < 2 else d for i, d in enumerate(spec.shape)), spec.name)
+                for spec in specs
+            ]
+        )
+
+    return ModelSignature(inputs=free(inferred.inputs), outputs=free(inferred.outputs))
+
+
+def _pip_requirements() -> list[str]:
+    import torch
+
+    requirements = [f"torch=={torch.__version__.split('+')[0]}"]
+    try:
+        requirements.append(f"tagf=={importlib.metadata.version('tagf')}")
+    except importlib.metadata.PackageNotFoundError:
+        requirements.append("tagf")
+    return requirements

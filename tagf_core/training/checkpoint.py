@@ -1,0 +1,79 @@
+"""Checkpoints: plain state dicts written atomically, read with ``weights_only=True``.
+
+The reference pickles its whole Trainer (GPU tensors, >1 GB, needs the same code and a GPU to load,
+ref §3.7). Here a checkpoint holds what a resume needs and nothing that runs code: the trained weights,
+the optimizer, the schedule and release state, early stopping, the epoch history, the RNG states and the
+MLflow run id. The best weights live in ``best.pt`` beside it.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+
+from tagf_core.atomic import atomic_write
+from tagf_core.errors import TagfError
+
+CHECKPOINT_FORMAT = "tagf-checkpoint"
+CHECKPOINT_VERSION = 1
+
+
+def save_torch(path: Path, payload: object) -> None:
+    """``torch.save`` through a temporary file and a rename: a kill leaves the old file or the new one."""
+    buffer = io.BytesIO()
+    torch.save(payload, buffer)
+    atomic_write(path, buffer.getvalue())
+
+
+def load_torch(path: Path, what: str) -> Any:
+    """``torch.load(weights_only=True)`` on the CPU; TagfError naming the file when it is missing or unsafe."""
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except FileNotFoundError as e:
+        raise TagfError(f"{path}: no {what}") from e
+    except Exception as e:  # torch raises several types for a damaged or unsafe file
+        raise TagfError(f"{path}: unreadable {what} ({type(e).__name__}: {e})") from e
+
+
+def capture_rng() -> dict[str, Any]:
+    """Python, numpy and torch RNG states, as tensors and plain values (loadable with weights_only)."""
+    version, python_state, gauss = random.getstate()
+    name, keys, position, has_gauss, cached = np.random.get_state(legacy=True)  # type: ignore[misc]
+    state: dict[str, Any] = {
+        "python": [version, list(python_state), gauss],
+        "numpy": [name, torch.from_numpy(np.asarray(keys, dtype=np.int64)), position, has_gauss, cached],
+        "torch": torch.get_rng_state(),
+    }
+    if torch.cuda.is_available():
+        state["cuda"] = torch.cuda.get_rng_state_all()
+    return state
+
+
+def restore_rng(state: dict[str, Any]) -> None:
+    version, python_state, gauss = state["python"]
+    random.setstate((version, tuple(python_state), gauss))
+    name, keys, position, has_gauss, cached = state["numpy"]
+    np.random.set_state((name, keys.numpy().astype(np.uint32), position, has_gauss, cached))
+    torch.set_rng_state(state["torch"])
+    if "cuda" in state and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(state["cuda"])
+
+
+def save_checkpoint(path: Path, payload: dict[str, Any]) -> None:
+    save_torch(path, {"format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, **payload})
+
+
+def load_checkpoint(path: Path) -> dict[str, Any]:
+    checkpoint = load_torch(path, "checkpoint")
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
+        raise TagfError(f"{path}: not a tagf checkpoint")
+    if checkpoint.get("version") != CHECKPOINT_VERSION:
+        raise TagfError(
+            f"{path}: checkpoint version {checkpoint.get('version')!r}; this tagf reads {CHECKPOINT_VERSION}"
+        )
+    return checkpoint

@@ -1,0 +1,86 @@
+"""Where a fold run lives on disk, and how it is named."""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+from tagf_core.data.folds import check_fold
+from tagf_core.errors import TagfError
+
+Emotion = Literal["valence", "arousal"]
+EMOTIONS: tuple[Emotion, ...] = ("valence", "arousal")
+_STAMP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
+
+
+def check_stamp(stamp: str) -> str:
+    if not _STAMP.fullmatch(stamp):
+        raise TagfError(
+            f"stamp {stamp!r} is not allowed: use 1–100 letters, digits, '.', '_' or '-', "
+            "starting with a letter or digit"
+        )
+    return stamp
+
+
+@dataclass(frozen=True)
+class RunSpec:
+    """One training run: a stamp (the experiment's name), a fold and an emotion."""
+
+    stamp: str
+    fold: int
+    emotion: Emotion
+
+    def __post_init__(self) -> None:
+        check_stamp(self.stamp)
+        check_fold(self.fold)
+        if self.emotion not in EMOTIONS:
+            raise TagfError(f"emotion {self.emotion!r} is not one of {', '.join(EMOTIONS)}")
+
+    @property
+    def name(self) -> str:
+        return f"fold{self.fold}-{self.emotion}"
+
+
+@dataclass(frozen=True)
+class RunPaths:
+    """``<output_root>/<stamp>/fold<K>-<emotion>/`` and the files in it."""
+
+    folder: Path
+
+    @classmethod
+    def of(cls, output_root: Path, spec: RunSpec) -> RunPaths:
+        return cls(Path(output_root) / spec.stamp / spec.name)
+
+    @property
+    def checkpoint(self) -> Path:
+        return self.folder / "checkpoint.pt"
+
+    @property
+    def best(self) -> Path:
+        return self.folder / "best.pt"
+
+    @property
+    def log(self) -> Path:
+        return self.folder / "training_log.csv"
+
+    @property
+    def config(self) -> Path:
+        return self.folder / "config.toml"
+
+    @property
+    def run_record(self) -> Path:
+        """run.json: written before the first epoch, so a run killed early can still be resumed."""
+        return self.folder / "run.json"
+
+    @property
+    def summary(self) -> Path:
+        return self.folder / "summary.json"
+
+    @property
+    def plots(self) -> Path:
+        return self.folder / "plots"
+
+    def predictions(self, partition: str) -> Path:
+        return self.folder / "predictions" / partition

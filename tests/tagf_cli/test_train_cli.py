@@ -1,0 +1,145 @@
+"""train → MLflow contents → resume → predict → collect → submission, through the CLI, on a sqlite store."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from preprocessing import preprocess_release
+from tagf_cli.app import app
+from tagf_synth import SynthReport
+
+runner = CliRunner()
+
+CONFIG = """
+[data]
+window_len = 16
+hop_len = 8
+
+[model]
+video_tcn_channels = [16, 16]
+audio_tcn_channels = [8, 8]
+
+[train]
+backbone = "frozen"
+batch_size = 4
+max_epochs = 2
+min_epochs = 1
+learning_rate = 0.001
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("cli")
+    report = preprocess_release(synth_release.out, root / "processed", workers=2)
+    assert not report.failed
+    (root / "run.toml").write_text(CONFIG + f'\n[tracking]\nartifact_root = "{root / "mlruns"}"\n')
+    return root
+
+
+@pytest.fixture()
+def mlflow_store(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    uri = f"sqlite:///{workspace / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    return uri
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_train_both_emotions_then_resume_predict_and_collect(
+    workspace: Path, mlflow_store: str, synth_release: SynthReport
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    outputs = workspace / "outputs"
+    common = ["--output-root", str(outputs)]
+    _invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "cli",
+            "--config", str(workspace / "run.toml"), *common)  # fmt: skip
+    for emotion in ("valence", "arousal"):
+        folder = outputs / "cli" / f"fold0-{emotion}"
+        assert {"checkpoint.pt", "best.pt", "training_log.csv", "summary.json", "config.toml"} <= {
+            p.name for p in folder.iterdir()
+        }
+
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("tagf")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id])
+    parents = [r for r in runs if r.data.tags.get("tagf.role") == "parent"]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
+    assert len(parents) == 1 and set(children) == {"fold0-valence", "fold0-arousal"}
+    valence = children["fold0-valence"]
+    assert valence.info.status == "FINISHED"
+    assert {valence.data.tags[k] for k in ("stamp", "fold", "emotion", "backbone")} == {"cli", "0", "valence", "frozen"}
+    assert valence.data.params["train.batch_size"] == "4"
+    history = client.get_metric_history(valence.info.run_id, "val/ccc")
+    assert sorted(m.step for m in history) == [0, 1]
+    assert "best/val_ccc" in valence.data.metrics
+    artifacts = {a.path for a in client.list_artifacts(valence.info.run_id)}
+    assert {"training_log.csv", "config.toml", "plots", "predictions"} <= artifacts
+
+    _invoke("resume", "--stamp", "cli", "--fold", "0", "--emotion", "valence", "--max-epochs", "3", *common)
+    resumed = client.get_run(valence.info.run_id)
+    assert resumed.info.status == "FINISHED"
+    assert sorted(m.step for m in client.get_metric_history(valence.info.run_id, "val/ccc")) == [0, 1, 2]
+    assert len(client.search_runs([experiment.experiment_id])) == len(runs)  # the same run, not a new one
+
+    out = _invoke(
+        "predict", "--stamp", "cli", "--fold", "0", "--emotion", "arousal", "--partition", "validate", *common
+    )
+    assert "predictions for the validate partition" in out
+
+    sample = next(synth_release.out.glob("*test_set_sample*.txt"))
+    submission = workspace / "submission.txt"
+    out = _invoke("collect", "--stamp", "cli", "--sample-file", str(sample), "--out", str(submission), *common)
+    assert "fold0" in out.replace("fold 0", "fold0") or "0" in out
+    lines = submission.read_text().splitlines()
+    assert lines[0] == "image_location,valence,arousal"
+    assert [line.split(",")[0] for line in lines[1:]] == [
+        line.split(",")[0] for line in sample.read_text().splitlines()[1:]
+    ]
+    assert (outputs / "cli" / "summary.csv").exists() and (outputs / "cli" / "summary.md").exists()
+
+    video = next((synth_release.out / "videos").glob("*.mp4"))
+    out = _invoke("predict", "--video", str(video), "--stamp", "cli", "--fold", "0", "--out", str(workspace), *common)
+    table = (workspace / f"{video.stem}_valence_arousal.csv").read_text().splitlines()
+    assert table[0] == "frame,time_s,valence,arousal" and len(table) > 30
+
+
+def test_a_second_train_with_the_same_name_is_refused(workspace: Path, mlflow_store: str) -> None:
+    args = ["train", "--data", str(workspace / "processed"), "--stamp", "twice", "--max-epochs", "1",
+            "--config", str(workspace / "run.toml"), "--output-root", str(workspace / "outputs")]  # fmt: skip
+    _invoke(*args)
+    again = runner.invoke(app, args)
+    assert again.exit_code == 1
+    assert "tagf resume" in again.output and "--overwrite" in again.output
+    summary = json.loads((workspace / "outputs" / "twice" / "fold0-valence" / "summary.json").read_text())
+    assert summary["epochs"] == 1  # the first run is untouched
+
+
+def test_an_unreachable_tracking_server_fails_before_training(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    result = runner.invoke(
+        app,
+        [
+            "train",
+            "--data",
+            str(workspace / "processed"),
+            "--stamp",
+            "offline",
+            "--config",
+            str(workspace / "run.toml"),
+            "--output-root",
+            str(workspace / "outputs"),
+        ],  # fmt: skip
+    )
+    assert result.exit_code == 1 and "127.0.0.1:9" in result.output
+    assert not (workspace / "outputs" / "offline").exists()

@@ -1,0 +1,218 @@
+"""tagf collect's core: the folds × emotions table, summary files and the ABAW submission, from run folders."""
+
+from __future__ import annotations
+
+import csv
+import json
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import numpy as np
+import pytest
+from rich.console import Console
+
+from tagf_core.errors import TagfError
+from tagf_core.training.collect import (
+    CollectedRuns,
+    collect_runs,
+    read_extra_predictions,
+    render_table,
+    write_submission,
+    write_summary,
+)
+
+STAMP = "cv"
+# best validation CCC per (fold, emotion); fold 2 has only valence
+CCC = {(0, "valence"): 0.5, (0, "arousal"): 0.3, (1, "valence"): 0.7, (1, "arousal"): 0.6, (2, "valence"): 0.3}
+
+
+def make_run(
+    root: Path,
+    fold: int,
+    emotion: str,
+    ccc: float,
+    predictions: Mapping[str, Sequence[float]] | None = None,
+    stamp: str = STAMP,
+) -> Path:
+    """A finished run folder as the training loop leaves it (summary.json and unseen-partition predictions)."""
+    folder = root / stamp / f"fold{fold}-{emotion}"
+    (folder / "predictions" / "extra").mkdir(parents=True)
+    summary = {
+        "fold": fold,
+        "emotion": emotion,
+        "best_val_ccc": ccc,
+        "best_epoch": 10 + fold,
+        "run_id": f"r{fold}{emotion[0]}",
+    }
+    (folder / "summary.json").write_text(json.dumps(summary))
+    for trial, values in (predictions or {}).items():
+        (folder / "predictions" / "extra" / f"{trial}.txt").write_text("\n".join([emotion, *map(str, values)]) + "\n")
+    return folder
+
+
+def value(fold: int, emotion: str, frame: int) -> float:
+    """A prediction that tells which run and frame it came from: fold 1 → 0.1, valence → +0.0, arousal → +0.5."""
+    return round(fold * 0.1 + (0.5 if emotion == "arousal" else 0.0) + frame * 0.001, 6)
+
+
+@pytest.fixture()
+def outputs(tmp_path: Path) -> Path:
+    """Five finished runs of stamp ``cv`` (trials ``a`` with 3 frames and ``b`` with 2), one unfinished."""
+    root = tmp_path / "outputs"
+    for (fold, emotion), ccc in CCC.items():
+        predictions = {t: [value(fold, emotion, f) for f in range(1, n + 1)] for t, n in (("a", 3), ("b", 2))}
+        make_run(root, fold, emotion, ccc, predictions)
+    (root / STAMP / "fold2-arousal").mkdir()  # still training: no summary.json
+    return root
+
+
+def test_the_table_holds_every_finished_run_with_mean_std_and_p(outputs: Path) -> None:
+    collected = collect_runs(outputs, STAMP)
+    assert [(r.fold, r.emotion, r.best_val_ccc, r.best_epoch) for r in collected.runs] == [
+        (0, "valence", 0.5, 10),
+        (0, "arousal", 0.3, 10),
+        (1, "valence", 0.7, 11),
+        (1, "arousal", 0.6, 11),
+        (2, "valence", 0.3, 12),
+    ]
+    assert collected.unfinished == ("fold2-arousal",)
+    valence, arousal = collected.stats_of("valence"), collected.stats_of("arousal")
+    assert valence is not None and arousal is not None
+    assert valence.mean == pytest.approx(0.5) and valence.folds == 3
+    assert valence.std == pytest.approx(np.sqrt(((0.5 - 0.5) ** 2 + 0.2**2 + 0.2**2) / 3))  # population std
+    assert arousal.mean == pytest.approx(0.45) and arousal.std == pytest.approx(0.15)
+    assert [(s.fold, s.score) for s in collected.scores] == [(0, pytest.approx(0.4)), (1, pytest.approx(0.65))]
+    assert collected.mean_score == pytest.approx(0.525)
+    best_valence, best_arousal = collected.best_run("valence"), collected.best_run("arousal")
+    assert best_valence is not None and best_valence.fold == 1
+    assert best_arousal is not None and best_arousal.run_id == "r1a"
+
+
+def test_summary_files(outputs: Path, tmp_path: Path) -> None:
+    csv_path, md_path = write_summary(collect_runs(outputs, STAMP), tmp_path / "report")
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["fold"] for r in rows] == ["0", "1", "2", "mean", "std"]
+    assert rows[0] == {
+        "fold": "0",
+        "valence_ccc": "0.5000",
+        "valence_epoch": "10",
+        "arousal_ccc": "0.3000",
+        "arousal_epoch": "10",
+        "p": "0.4000",
+        "valence_run_id": "r0v",
+        "arousal_run_id": "r0a",
+    }
+    assert rows[2]["arousal_ccc"] == "" and rows[2]["p"] == ""
+    assert (rows[3]["valence_ccc"], rows[3]["arousal_ccc"], rows[3]["p"]) == ("0.5000", "0.4500", "0.5250")
+    assert (rows[4]["arousal_ccc"], rows[4]["p"]) == ("0.1500", "0.1250")
+
+    markdown = md_path.read_text()
+    table = [line for line in markdown.splitlines() if line.startswith("|")]
+    assert table[0] == "| fold | valence CCC | arousal CCC | P |"
+    assert table[2] == "| 0 | 0.5000 (epoch 10) | 0.3000 (epoch 10) | 0.4000 |"
+    assert table[4] == "| 2 | 0.3000 (epoch 12) | – | – |"
+    assert table[5] == "| mean ± std | 0.5000 ± 0.1633 | 0.4500 ± 0.1500 | 0.5250 ± 0.1250 |"
+    assert "fold2-arousal" in markdown
+
+
+def test_render_table_shows_folds_and_mean(outputs: Path) -> None:
+    console = Console(width=120, record=True)
+    console.print(render_table(collect_runs(outputs, STAMP)))
+    text = console.export_text()
+    assert "0.7000 (epoch 11)" in text and "0.6500" in text
+    assert "0.5000 ± 0.1633" in text and "0.5250 ± 0.1250" in text
+
+
+def _rows(path: Path) -> list[list[str]]:
+    lines = path.read_text().splitlines()
+    assert lines[0] == "image_location,valence,arousal"
+    return [line.split(",") for line in lines[1:]]
+
+
+def test_submission_without_sample_takes_the_best_fold_per_emotion(outputs: Path, tmp_path: Path) -> None:
+    out = write_submission(collect_runs(outputs, STAMP), tmp_path / "submission" / "fold.txt", None)
+    # both best runs are fold 1 (0.7 valence, 0.6 arousal)
+    assert _rows(out) == [
+        [f"{trial}/{frame:05d}.jpg", repr(value(1, "valence", frame)), repr(value(1, "arousal", frame))]
+        for trial, n in (("a", 3), ("b", 2))
+        for frame in range(1, n + 1)
+    ]
+
+
+def test_submission_picks_each_emotion_from_its_own_best_fold(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_run(root, 0, "valence", 0.9, {"a": [0.1, 0.2]})
+    make_run(root, 1, "valence", 0.2, {"a": [0.8, 0.8]})
+    make_run(root, 0, "arousal", 0.1, {"a": [0.8, 0.8]})
+    make_run(root, 1, "arousal", 0.4, {"a": [-0.3, -0.4]})
+    out = write_submission(collect_runs(root, STAMP), tmp_path / "sub.txt", None)
+    assert _rows(out) == [["a/00001.jpg", "0.1", "-0.3"], ["a/00002.jpg", "0.2", "-0.4"]]
+
+
+def test_submission_follows_the_sample_padding_and_truncating(outputs: Path, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    # trial b: 4 rows for 2 predicted frames (pad with the last); trial a: 2 rows for 3 frames (truncate);
+    # the sample's order (b before a) is kept
+    locations = ["b/00001.jpg", "b/00002.jpg", "b/00003.jpg", "b/00004.jpg", "a/00001.jpg", "a/00002.jpg"]
+    sample.write_text("image_location,valence,arousal\n" + "".join(f"{loc},,\n" for loc in locations))
+    out = write_submission(collect_runs(outputs, STAMP), tmp_path / "sub.txt", sample)
+    rows = _rows(out)
+    assert [r[0] for r in rows] == locations
+    frames_used = [1, 2, 2, 2, 1, 2]
+    assert [float(r[1]) for r in rows] == [value(1, "valence", f) for f in frames_used]
+    assert [float(r[2]) for r in rows] == [value(1, "arousal", f) for f in frames_used]
+
+
+def test_a_sample_trial_without_predictions_is_named(outputs: Path, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_text("image_location,valence,arousal\na/00001.jpg,,\nzz-trial/00001.jpg,,\n")
+    with pytest.raises(TagfError, match="zz-trial") as error:
+        write_submission(collect_runs(outputs, STAMP), tmp_path / "sub.txt", sample)
+    assert "\n" not in str(error.value)
+    assert not (tmp_path / "sub.txt").exists()
+
+
+def test_a_missing_emotion_says_which_training_to_run(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_run(root, 0, "valence", 0.5, {"a": [0.1]})
+    collected = collect_runs(root, STAMP)
+    assert collected.scores == () and collected.mean_score is None
+    with pytest.raises(TagfError, match=r"no finished arousal run.*tagf train --stamp cv --fold 0 --emotion arousal"):
+        write_submission(collected, tmp_path / "sub.txt", None)
+
+
+def test_missing_predictions_say_how_to_make_them(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_run(root, 0, "valence", 0.5, {"a": [0.1]})
+    make_run(root, 0, "arousal", 0.5)  # finished, but its unseen-partition predictions are gone
+    with pytest.raises(TagfError, match="tagf predict --stamp cv --fold 0 --emotion arousal --partition extra"):
+        write_submission(collect_runs(root, STAMP), tmp_path / "sub.txt", None)
+
+
+def test_prediction_files_must_be_for_their_emotion(tmp_path: Path) -> None:
+    folder = make_run(tmp_path, 0, "valence", 0.5, {"a": [0.1, 0.2]})
+    assert read_extra_predictions(folder, "valence")["a"].tolist() == [0.1, 0.2]
+    with pytest.raises(TagfError, match="first line should be 'arousal', found 'valence'"):
+        read_extra_predictions(folder, "arousal")
+
+
+def test_a_stamp_without_finished_runs_names_the_folder(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    (root / "empty" / "fold0-valence").mkdir(parents=True)
+    with pytest.raises(TagfError, match=r"outputs/empty: no finished runs.*fold0-valence"):
+        collect_runs(root, "empty")
+    with pytest.raises(TagfError, match=r"outputs/nope: no such stamp folder \(stamps there: empty\)"):
+        collect_runs(root, "nope")
+
+
+def test_a_broken_summary_is_named(tmp_path: Path) -> None:
+    folder = make_run(tmp_path, 0, "valence", 0.5)
+    (folder / "summary.json").write_text(json.dumps({"fold": 0, "emotion": "valence"}))
+    with pytest.raises(TagfError, match=r"fold0-valence/summary.json: unreadable run summary \(missing key"):
+        collect_runs(tmp_path, STAMP)
+
+
+def test_collected_runs_are_frozen(outputs: Path) -> None:
+    collected: CollectedRuns = collect_runs(outputs, STAMP)
+    with pytest.raises(AttributeError):
+        collected.stamp = "other"  # type: ignore[misc]

@@ -1,0 +1,188 @@
+"""The training loop on a tiny preprocessed set: files, tracked metrics, exact resume, refusals, failures."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+import torch
+
+from tagf_core.config import TagfConfig, load_config
+from tagf_core.data.layout import (
+    FRAMES_FILE,
+    LABEL_FILE,
+    LOGMEL_FILE,
+    VIDEO_FILE,
+    TrialRecord,
+    write_manifest,
+)
+from tagf_core.errors import TagfError
+from tagf_core.tracking.tracker import InMemoryTracker
+from tagf_core.training.checkpoint import load_torch
+from tagf_core.training.loop import train_run
+from tagf_core.training.run import RunPaths, RunSpec
+
+TRIALS = [  # (name, partition, T): 5 train, 1 validate, 1 unseen; one trial shorter than a window
+    ("a_left", "train", 30),
+    ("a_right", "train", 26),
+    ("b", "train", 20),
+    ("c", "train", 11),
+    ("d", "train", 24),
+    ("v", "validate", 28),
+    ("x", "extra", 18),
+]
+
+
+def _write_processed(root: Path) -> None:
+    rng = np.random.default_rng(0)
+    records = []
+    for name, partition, length in TRIALS:
+        record = TrialRecord(name, f"{name}.mp4", partition, length, 30.0, 0, "cropped_aligned", True, "0" * 64)  # type: ignore[arg-type]
+        folder = root / name
+        folder.mkdir(parents=True)
+        labels = np.clip(np.sin(np.arange(length)[:, None] / 4 + [0.0, 1.0]) * 0.8, -1, 1).astype(np.float32)
+        frames = np.arange(length, dtype=np.int32) + (3 if record.labelled else 0)
+        np.save(folder / FRAMES_FILE, frames)
+        faces = (rng.integers(0, 60, (length, 48, 48, 3)) + (labels[:, :1, None, None] * 90 + 120)).astype(np.uint8)
+        np.save(folder / VIDEO_FILE, faces)
+        logmel = rng.normal(-4, 0.5, (length, 96, 64)) + labels[:, 1:, None] * 2
+        np.save(folder / LOGMEL_FILE, logmel.astype(np.float16))
+        if record.labelled:
+            np.save(folder / LABEL_FILE, labels)
+        records.append(record)
+    write_manifest(root, records)
+
+
+@pytest.fixture(scope="module")
+def processed(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("data") / "processed"
+    _write_processed(root)
+    return root
+
+
+def _config(processed: Path, output_root: Path, **train: Any) -> TagfConfig:
+    return load_config(
+        overrides={
+            "data": {"processed_root": processed, "window_len": 16, "hop_len": 8},
+            "model": {"video_tcn_channels": [16, 16], "audio_tcn_channels": [8, 8]},
+            "train": {
+                "backbone": "frozen",
+                "batch_size": 4,
+                "max_epochs": 4,
+                "min_epochs": 1,
+                "learning_rate": 1e-3,
+                "output_root": output_root,
+                "seed": 7,
+                **train,
+            },  # fmt: skip
+        }
+    )
+
+
+def _run(cfg: TagfConfig, tracker: InMemoryTracker, **kwargs: Any) -> Any:
+    return train_run(cfg, RunSpec("test", 0, "valence"), lambda run_id: tracker, **kwargs)
+
+
+def test_a_run_writes_its_files_and_tracks_every_epoch(processed: Path, tmp_path: Path) -> None:
+    tracker = InMemoryTracker()
+    result = _run(_config(processed, tmp_path), tracker)
+    paths = RunPaths.of(tmp_path, RunSpec("test", 0, "valence"))
+    assert result.epochs_run == 4 and result.stop_reason == "max_epochs"
+    assert tracker.status == "FINISHED"
+    assert sorted(tracker.metric("val/ccc")) == [0, 1, 2, 3]
+    assert {"train/loss", "train/ccc", "val/loss", "val/rmse", "val/pcc", "lr", "release_stage"} <= {
+        key for key, _, _ in tracker.metrics
+    }
+    assert tracker.metric("best/val_ccc")[4] == pytest.approx(result.best_val_ccc)
+    assert tracker.params["train.batch_size"] == "4" and tracker.params["data.window_len"] == "16"
+    assert tracker.datasets and tracker.models and tracker.models[0][0] == "model"
+    with paths.log.open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert [int(r["epoch"]) for r in rows] == [0, 1, 2, 3] and float(rows[0]["epoch_seconds"]) > 0
+    summary = json.loads(paths.summary.read_text())
+    assert summary["best_val_ccc"] == pytest.approx(result.best_val_ccc) and summary["fold"] == 0
+    validate = (paths.predictions("validate") / "v.csv").read_text().splitlines()
+    assert validate[0] == "frame,label,prediction" and len(validate) == 1 + 28
+    assert validate[1].startswith("4,")  # 1-based video frame number of the first kept row (frame index 3)
+    extra = (paths.predictions("extra") / "x.txt").read_text().splitlines()
+    assert extra[0] == "valence" and len(extra) == 1 + 18
+    assert (paths.plots / "curves.png").stat().st_size > 0
+    best = load_torch(paths.best, "best")
+    assert best["epoch"] == result.best_epoch
+
+
+def test_an_existing_run_is_never_overwritten_silently(processed: Path, tmp_path: Path) -> None:
+    cfg = _config(processed, tmp_path, max_epochs=1)
+    _run(cfg, InMemoryTracker())
+    with pytest.raises(TagfError, match="tagf resume.*--overwrite"):
+        _run(cfg, InMemoryTracker())
+    again = _run(cfg, InMemoryTracker(), overwrite=True)
+    assert again.epochs_run == 1
+
+
+class _Crash(Exception):
+    pass
+
+
+class _CrashAt:
+    """Callbacks that raise in the middle of an epoch, as a kill would interrupt it."""
+
+    def __init__(self, epoch: int) -> None:
+        self.epoch, self.current = epoch, -1
+
+    def on_epoch_start(self, epoch: int, max_epochs: int, num_batches: int) -> None:
+        self.current = epoch
+
+    def on_batch(self) -> None:
+        if self.current == self.epoch:
+            raise _Crash("killed mid-epoch")
+
+    def on_epoch_end(self, row: dict[str, float]) -> None:
+        pass
+
+
+def _final_weights(root: Path) -> dict[str, torch.Tensor]:
+    return load_torch(RunPaths.of(root, RunSpec("test", 0, "valence")).checkpoint, "checkpoint")["model"]
+
+
+def test_a_run_interrupted_mid_epoch_and_resumed_equals_an_uninterrupted_one(processed: Path, tmp_path: Path) -> None:
+    straight_tracker = InMemoryTracker()
+    _run(_config(processed, tmp_path / "straight"), straight_tracker)
+
+    interrupted = InMemoryTracker(run_id="run-1")
+    with pytest.raises(_Crash):
+        _run(_config(processed, tmp_path / "resumed"), interrupted, callbacks=_CrashAt(2))
+    assert interrupted.status == "FAILED"
+    assert sorted(interrupted.metric("val/ccc")) == [0, 1]
+    _run(_config(processed, tmp_path / "resumed"), interrupted, resume=True)
+    assert interrupted.status == "FINISHED"
+
+    straight, resumed = _final_weights(tmp_path / "straight"), _final_weights(tmp_path / "resumed")
+    assert straight.keys() == resumed.keys()
+    for key in straight:
+        torch.testing.assert_close(resumed[key], straight[key], rtol=0, atol=0)
+    assert interrupted.metric("val/ccc") == straight_tracker.metric("val/ccc")  # same values, no step twice
+    assert [step for key, _, step in interrupted.metrics if key == "val/ccc"] == [0, 1, 2, 3]
+
+
+def test_max_epochs_extends_a_finished_run(processed: Path, tmp_path: Path) -> None:
+    tracker = InMemoryTracker()
+    _run(_config(processed, tmp_path, max_epochs=2), tracker)
+    result = _run(_config(processed, tmp_path, max_epochs=3), tracker, resume=True)
+    assert result.epochs_run == 3 and sorted(tracker.metric("val/ccc")) == [0, 1, 2]
+
+
+def test_resume_without_a_run_is_refused(processed: Path, tmp_path: Path) -> None:
+    with pytest.raises(TagfError, match="no run to resume"):
+        _run(_config(processed, tmp_path), InMemoryTracker(), resume=True)
+
+
+def test_release_mode_trains_and_releases_the_first_stage(processed: Path, tmp_path: Path) -> None:
+    tracker = InMemoryTracker()
+    result = _run(_config(processed, tmp_path, backbone="release", max_epochs=1), tracker)
+    assert result.epochs_run == 1
+    assert tracker.metric("release_stage") == {0: 1.0}  # ref §3.4: the epoch-0 milestone releases stage 1
