@@ -77,8 +77,9 @@ def train(
     ] = None,
     fold: Annotated[list[int] | None, typer.Option("--fold", help="Fold 0–5; repeat for several [default: 0].")] = None,
     emotion: Annotated[
-        EmotionChoice, typer.Option("--emotion", help="valence, arousal, or both (two models).")
-    ] = "valence",
+        EmotionChoice | None,
+        typer.Option("--emotion", help="valence, arousal, or both (two models) [default: data.emotion]."),
+    ] = None,
     stamp: Annotated[
         str, typer.Option("--stamp", help="Name of this experiment; runs go to <output-root>/<stamp>/.")
     ] = "tagf",
@@ -125,7 +126,8 @@ def train(
             },
         )
         folds = fold or [cfg.data.fold]
-        emotions = ["valence", "arousal"] if emotion == "both" else [emotion]
+        chosen = emotion or cfg.data.emotion
+        emotions = ["valence", "arousal"] if chosen == "both" else [chosen]
         run_folds(cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug)
 
 

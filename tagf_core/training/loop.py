@@ -220,7 +220,10 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     emotion, window_len, hop_len = spec.emotion, cfg.data.window_len, cfg.data.hop_len
     if frozen:
         needed = [records[t] for t in (*split.train, *split.validate, *split.extra)]
-        cache = build_embedding_cache(root, model, needed, batch_size=cfg.train.embedding_batch_size, device=device)
+        cache = build_embedding_cache(
+            root, model, needed, batch_size=cfg.train.embedding_batch_size, device=device,
+            on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
+        )  # fmt: skip
 
         def dataset(trials: Sequence[str], train: bool) -> Dataset[Any]:
             return EmbeddingWindowDataset(cache, root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len)
