@@ -59,7 +59,99 @@ class WindowSample(TypedDict):
     """Real frames in the window: L, or T for a trial shorter than L."""
 
 
-class WindowDataset(Dataset[WindowSample]):
+class TrialWindows:
+    """What both window Datasets share: the requested trials' records and windows, memory maps opened lazily
+    in each process (at most ``max_open_trials`` trials' at once: each map holds a file descriptor, and all
+    594 Aff-Wild2 trials open would exceed the usual open-file limit), and the label/mask/frame rows of a window.
+
+    Subclasses name each trial's files in ``trial_files`` and build their own sample in ``__getitem__``.
+
+    Raises:
+        TagfError: unknown emotion or trial, a trial requested twice, bad window sizes, or a preprocessed
+            array that is missing or has the wrong dtype or shape (naming the file).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        trials: Sequence[str],
+        *,
+        emotion: Emotion,
+        window_len: int,
+        hop_len: int,
+        max_open_trials: int,
+    ) -> None:
+        if emotion not in EMOTIONS:
+            raise TagfError(f"emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
+        check_window_args(window_len, hop_len)
+        if max_open_trials < 1:
+            raise ValueError(f"max_open_trials {max_open_trials} must be at least 1")
+        self.root = Path(root)
+        self.emotion = emotion
+        self.window_len = window_len
+        self.hop_len = hop_len
+        self.max_open_trials = max_open_trials
+        self._label_column = EMOTIONS.index(emotion)
+        known = {record.trial: record for record in read_manifest(self.root)}
+        self.records: dict[str, TrialRecord] = {}
+        for trial in trials:
+            if trial not in known:
+                raise TagfError(f"{self.root / MANIFEST_NAME}: trial {trial!r} is not in the manifest")
+            if trial in self.records:
+                raise TagfError(f"trial {trial!r} is requested twice")
+            self.records[trial] = known[trial]
+        for record in self.records.values():
+            check_trial_arrays(self.root, record)  # fail now, not hours into a fold (STYLE: check at the boundary)
+        self.windows: tuple[Window, ...] = tuple(
+            list_windows({t: r.length for t, r in self.records.items()}, window_len, hop_len)
+        )
+        self._open: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
+
+    def __len__(self) -> int:
+        return len(self.windows)
+
+    def __getstate__(self) -> dict[str, object]:
+        # pickling a memmap copies its whole array; a worker re-opens the maps itself instead
+        state = self.__dict__.copy()
+        state["_open"] = OrderedDict()
+        return state
+
+    def set_epoch(self, epoch: int) -> None:
+        """Called by the training loop before every epoch; only a Dataset with per-epoch randomness uses it."""
+
+    def trial_files(self, trial: str) -> dict[str, Path]:
+        """The trial's arrays by key: ``frames`` (and ``label`` for labelled trials) from the preprocessed data."""
+        files = {"frames": self.root / trial / FRAMES_FILE}
+        if self.records[trial].labelled:
+            files["label"] = self.root / trial / LABEL_FILE
+        return files
+
+    def trial_arrays(self, trial: str) -> dict[str, np.ndarray]:
+        """The trial's arrays (``trial_files``), memory-mapped read-only."""
+        arrays = self._open.get(trial)
+        if arrays is None:
+            arrays = {key: np.load(path, mmap_mode="r") for key, path in self.trial_files(trial).items()}
+            self._open[trial] = arrays
+            if len(self._open) > self.max_open_trials:
+                self._open.popitem(last=False)  # least recently used; its maps close when collected
+        else:
+            self._open.move_to_end(trial)
+        return arrays
+
+    def window_rows(self, window: Window, arrays: dict[str, np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
+        """(label L×1 float32, mask L bool, frames L int64) of a window, padded to L."""
+        rows, n, size = slice(window.start, window.end), window.length, self.window_len
+        label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros on padding and for unlabelled trials
+        if "label" in arrays:
+            label[:n, 0] = arrays["label"][rows, self._label_column]
+        frame_numbers = np.full(size, -1, dtype=np.int64)  # L; −1 marks padding, never a video frame
+        frame_numbers[:n] = arrays["frames"][rows]
+        mask = torch.zeros(size, dtype=torch.bool)
+        mask[:n] = True
+        return torch.from_numpy(label), mask, torch.from_numpy(frame_numbers)
+
+
+class WindowDataset(TrialWindows, Dataset[WindowSample]):
     """Every window of ``trials`` under a preprocessed ``root``.
 
     Args:
@@ -94,71 +186,26 @@ class WindowDataset(Dataset[WindowSample]):
         seed: int | None = None,
         max_open_trials: int = 64,
     ) -> None:
-        if emotion not in EMOTIONS:
-            raise TagfError(f"emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
-        check_window_args(window_len, hop_len)
         if not 1 <= crop_size <= FACE_SIZE:
             raise TagfError(f"crop_size {crop_size} must be between 1 and the {FACE_SIZE}-pixel face size")
         if seed is not None and seed < 0:
             raise TagfError(f"seed {seed} must be non-negative")
-        if max_open_trials < 1:
-            raise ValueError(f"max_open_trials {max_open_trials} must be at least 1")
-        self.root = Path(root)
-        self.emotion = emotion
+        super().__init__(
+            root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len, max_open_trials=max_open_trials
+        )
         self.train = train
-        self.window_len = window_len
-        self.hop_len = hop_len
         self.crop_size = crop_size
         self.seed = seed
         self.epoch = 0
-        self.max_open_trials = max_open_trials
-        self._label_column = EMOTIONS.index(emotion)
-
-        known = {record.trial: record for record in read_manifest(self.root)}
-        self.records: dict[str, TrialRecord] = {}
-        for trial in trials:
-            if trial not in known:
-                raise TagfError(f"{self.root / MANIFEST_NAME}: trial {trial!r} is not in the manifest")
-            if trial in self.records:
-                raise TagfError(f"trial {trial!r} is requested twice")
-            self.records[trial] = known[trial]
-        for record in self.records.values():
-            check_trial_arrays(self.root, record)  # fail now, not hours into a fold (STYLE: check at the boundary)
-        self.windows: tuple[Window, ...] = tuple(
-            list_windows({t: r.length for t, r in self.records.items()}, window_len, hop_len)
-        )
-        self._open: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getstate__(self) -> dict[str, object]:
-        # pickling a memmap copies its whole array; a worker re-opens the maps itself instead
-        state = self.__dict__.copy()
-        state["_open"] = OrderedDict()
-        return state
 
     def set_epoch(self, epoch: int) -> None:
         """Select the crops of ``epoch`` when a seed was given (see the class docstring)."""
         self.epoch = epoch
 
-    def trial_arrays(self, trial: str) -> dict[str, np.ndarray]:
-        """The trial's arrays, memory-mapped read-only: ``video`` T×48×48×3 uint8, ``logmel`` T×96×64 float16,
-        ``frames`` T int32, and ``label`` T×2 float32 for labelled trials."""
-        arrays = self._open.get(trial)
-        if arrays is None:
-            record = self.records[trial]
-            trial_dir = self.root / trial
-            files = {"video": VIDEO_FILE, "logmel": LOGMEL_FILE, "frames": FRAMES_FILE}
-            if record.labelled:
-                files["label"] = LABEL_FILE
-            arrays = {key: np.load(trial_dir / name, mmap_mode="r") for key, name in files.items()}
-            self._open[trial] = arrays
-            if len(self._open) > self.max_open_trials:
-                self._open.popitem(last=False)  # least recently used; its maps close when collected
-        else:
-            self._open.move_to_end(trial)
-        return arrays
+    def trial_files(self, trial: str) -> dict[str, Path]:
+        """``video`` T×48×48×3 uint8, ``logmel`` T×96×64 float16, ``frames`` T int32, ``label`` T×2 float32."""
+        trial_dir = self.root / trial
+        return {"video": trial_dir / VIDEO_FILE, "logmel": trial_dir / LOGMEL_FILE, **super().trial_files(trial)}
 
     def _generator(self, index: int) -> torch.Generator | None:
         if self.seed is None:
@@ -176,20 +223,14 @@ class WindowDataset(Dataset[WindowSample]):
         faces[:n] = arrays["video"][rows]
         logmel = np.zeros((size, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
         logmel[:n] = arrays["logmel"][rows]
-        label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros for unlabelled extra trials
-        if "label" in arrays:
-            label[:n, 0] = arrays["label"][rows, self._label_column]
-        frame_numbers = np.full(size, -1, dtype=np.int64)  # L; −1 marks padding, never a video frame
-        frame_numbers[:n] = arrays["frames"][rows]
-        mask = torch.zeros(size, dtype=torch.bool)
-        mask[:n] = True
+        label, mask, frame_numbers = self.window_rows(window, arrays)
         video = transform_video(faces, train=self.train, crop_size=self.crop_size, generator=self._generator(index))
         return WindowSample(
             video=video,
             logmel=torch.from_numpy(logmel),
-            label=torch.from_numpy(label),
+            label=label,
             mask=mask,
-            frames=torch.from_numpy(frame_numbers),
+            frames=frame_numbers,
             trial=window.trial,
             start=window.start,
             length=n,

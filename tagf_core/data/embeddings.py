@@ -28,7 +28,7 @@ import os
 import shutil
 import tempfile
 import zipfile
-from collections import Counter, OrderedDict
+from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
@@ -41,24 +41,18 @@ from torch import Tensor
 from torch.utils.data import Dataset
 
 from tagf_core.atomic import atomic_write, default_mode
-from tagf_core.data.dataset import Emotion
+from tagf_core.data.dataset import Emotion, TrialWindows
 from tagf_core.data.layout import (
-    EMOTIONS,
     FACE_SIZE,
-    FRAMES_FILE,
-    LABEL_FILE,
     LOGMEL_BANDS,
     LOGMEL_FILE,
     LOGMEL_FRAMES,
-    MANIFEST_NAME,
     VIDEO_FILE,
     TrialRecord,
     check_trial_arrays,
     check_trial_name,
-    read_manifest,
 )
 from tagf_core.data.transforms import CROP_SIZE, transform_video
-from tagf_core.data.windows import Window, check_window_args, list_windows
 from tagf_core.errors import TagfError
 from tagf_core.model.audio_backbone import EMBEDDING_DIM as AUDIO_DIM
 from tagf_core.model.tagf import TAGFModel
@@ -177,7 +171,7 @@ class EmbeddingWindowSample(TypedDict):
     """Real frames in the window: L, or T for a trial shorter than L."""
 
 
-class EmbeddingWindowDataset(Dataset[EmbeddingWindowSample]):
+class EmbeddingWindowDataset(TrialWindows, Dataset[EmbeddingWindowSample]):
     """Every window of ``trials``, as cached embeddings: the windows and labels of ``WindowDataset``.
 
     Args:
@@ -207,33 +201,15 @@ class EmbeddingWindowDataset(Dataset[EmbeddingWindowSample]):
         hop_len: int = 200,
         max_open_trials: int = 64,
     ) -> None:
-        if emotion not in EMOTIONS:
-            raise TagfError(f"emotion {emotion!r} is not one of {', '.join(EMOTIONS)}")
-        check_window_args(window_len, hop_len)
-        if max_open_trials < 1:
-            raise ValueError(f"max_open_trials {max_open_trials} must be at least 1")
+        super().__init__(
+            processed_root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len,
+            max_open_trials=max_open_trials,
+        )  # fmt: skip
         self.cache_dir = Path(cache_dir)
-        self.root = Path(processed_root)
-        self.emotion = emotion
-        self.window_len = window_len
-        self.hop_len = hop_len
-        self.max_open_trials = max_open_trials
-        self._label_column = EMOTIONS.index(emotion)
-
-        known = {record.trial: record for record in read_manifest(self.root)}
-        self.records: dict[str, TrialRecord] = {}
-        for trial in trials:
-            if trial not in known:
-                raise TagfError(f"{self.root / MANIFEST_NAME}: trial {trial!r} is not in the manifest")
-            if trial in self.records:
-                raise TagfError(f"trial {trial!r} is requested twice")
-            self.records[trial] = known[trial]
-
         # check at the boundary: a stale or broken cache fails here, not hours into a fold
         cached = _read_cache_manifest(self.cache_dir)["trials"]
         cache_path = self.cache_dir / CACHE_NAME
         for record in self.records.values():
-            check_trial_arrays(self.root, record)
             entry = cached.get(record.trial)
             if entry is None:
                 raise TagfError(
@@ -250,39 +226,10 @@ class EmbeddingWindowDataset(Dataset[EmbeddingWindowSample]):
                 raise TagfError(f"{problem}; rebuild the cache")
         self.padding_video, self.padding_audio = _read_padding(self.cache_dir)  # 512, 128 float32
 
-        self.windows: tuple[Window, ...] = tuple(
-            list_windows({t: r.length for t, r in self.records.items()}, window_len, hop_len)
-        )
-        self._open: OrderedDict[str, dict[str, np.ndarray]] = OrderedDict()
-
-    def __len__(self) -> int:
-        return len(self.windows)
-
-    def __getstate__(self) -> dict[str, object]:
-        # pickling a memmap copies its whole array; a worker re-opens the maps itself instead
-        state = self.__dict__.copy()
-        state["_open"] = OrderedDict()
-        return state
-
-    def set_epoch(self, epoch: int) -> None:
-        """Nothing to do (no randomness here); kept so a training loop can treat this like ``WindowDataset``."""
-
-    def trial_arrays(self, trial: str) -> dict[str, np.ndarray]:
-        """The trial's arrays, memory-mapped read-only: ``video`` T×512 and ``audio`` T×128 float32 from the
-        cache; ``frames`` T int32, and ``label`` T×2 float32 for labelled trials, from the preprocessed data."""
-        arrays = self._open.get(trial)
-        if arrays is None:
-            trial_dir = self.cache_dir / trial
-            arrays = {key: np.load(trial_dir / name, mmap_mode="r") for key, (name, _) in _EMBEDDING_FILES.items()}
-            arrays["frames"] = np.load(self.root / trial / FRAMES_FILE, mmap_mode="r")
-            if self.records[trial].labelled:
-                arrays["label"] = np.load(self.root / trial / LABEL_FILE, mmap_mode="r")
-            self._open[trial] = arrays
-            if len(self._open) > self.max_open_trials:
-                self._open.popitem(last=False)  # least recently used; its maps close when collected
-        else:
-            self._open.move_to_end(trial)
-        return arrays
+    def trial_files(self, trial: str) -> dict[str, Path]:
+        """``video`` T×512 and ``audio`` T×128 float32 from the cache; ``frames`` and ``label`` as preprocessed."""
+        cached = {key: self.cache_dir / trial / name for key, (name, _) in _EMBEDDING_FILES.items()}
+        return {**cached, **super().trial_files(trial)}
 
     def __getitem__(self, index: int) -> EmbeddingWindowSample:
         window = self.windows[index]
@@ -295,19 +242,13 @@ class EmbeddingWindowDataset(Dataset[EmbeddingWindowSample]):
         audio = np.empty((size, AUDIO_DIM), dtype=np.float32)
         audio[:n] = arrays["audio"][rows]
         audio[n:] = self.padding_audio
-        label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros for unlabelled extra trials
-        if "label" in arrays:
-            label[:n, 0] = arrays["label"][rows, self._label_column]
-        frame_numbers = np.full(size, -1, dtype=np.int64)  # L; −1 marks padding, never a video frame
-        frame_numbers[:n] = arrays["frames"][rows]
-        mask = torch.zeros(size, dtype=torch.bool)
-        mask[:n] = True
+        label, mask, frame_numbers = self.window_rows(window, arrays)
         return EmbeddingWindowSample(
             video_embeddings=torch.from_numpy(video),
             audio_embeddings=torch.from_numpy(audio),
-            label=torch.from_numpy(label),
+            label=label,
             mask=mask,
-            frames=torch.from_numpy(frame_numbers),
+            frames=frame_numbers,
             trial=window.trial,
             start=window.start,
             length=n,

@@ -66,6 +66,9 @@ class TrainingCallbacks(Protocol):
     def on_epoch_end(self, row: dict[str, float]) -> None: ...
 
 
+RunDataset = WindowDataset | EmbeddingWindowDataset
+"""Images through the backbones (release mode) or cached embeddings (frozen mode): the same windows."""
+
 TrackerFactory = Callable[[str | None], Tracker]
 """Given the MLflow run id of an earlier attempt (resume) or None (new run), open the run's tracker."""
 
@@ -101,9 +104,9 @@ class _Setup:
     device: torch.device
     split: FoldSplit
     records: dict[str, TrialRecord]
-    train_set: Dataset[Any]
-    validate_set: Dataset[Any]
-    extra_set: Dataset[Any]
+    train_set: RunDataset
+    validate_set: RunDataset
+    extra_set: RunDataset
     train_order: list[int]
     frozen: bool
 
@@ -225,11 +228,11 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
             on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
         )  # fmt: skip
 
-        def dataset(trials: Sequence[str], train: bool) -> Dataset[Any]:
+        def dataset(trials: Sequence[str], train: bool) -> RunDataset:
             return EmbeddingWindowDataset(cache, root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len)
     else:
 
-        def dataset(trials: Sequence[str], train: bool) -> Dataset[Any]:
+        def dataset(trials: Sequence[str], train: bool) -> RunDataset:
             seed = cfg.train.seed if train else None  # crops from (seed, epoch, window): exact on resume
             return WindowDataset(
                 root, trials, emotion=emotion, train=train, window_len=window_len, hop_len=hop_len,
@@ -399,8 +402,7 @@ def _fit(
                 _load_weights(setup, best_weights)
             log.info("epoch %d: %s", epoch, f"released {', '.join(stage.names)}" if stage else "optimizer created")
         assert optimizer is not None, "config validation requires epoch 0 among train.milestones"
-        if hasattr(setup.train_set, "set_epoch"):
-            setup.train_set.set_epoch(epoch)
+        setup.train_set.set_epoch(epoch)
         if callbacks is not None:
             callbacks.on_epoch_start(epoch, train.max_epochs, len(train_loader))
         train_loss, train_ccc = _train_epoch(setup, train_loader, optimizer, schedule, epoch, callbacks)
