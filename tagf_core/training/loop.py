@@ -14,6 +14,7 @@ import io
 import json
 import logging
 import random
+import shutil
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -93,6 +94,8 @@ class _State:
     bad_epochs: int = 0
     history: list[dict[str, float]] = field(default_factory=list)
     stop_reason: str = ""
+    run_id: str = ""
+    """The MLflow run this training is logged to (also in run.json, written before the first epoch)."""
 
 
 @dataclass
@@ -130,16 +133,19 @@ def train_run(
         TagfError: bad data, weights or run folder, checked before any training work.
     """
     paths = RunPaths.of(cfg.train.output_root, spec)
-    _claim_run_folder(paths, resume=resume, overwrite=overwrite)
+    _check_run_folder(paths, resume=resume, overwrite=overwrite)
     checkpoint = load_checkpoint(paths.checkpoint) if resume and paths.checkpoint.exists() else None
     previous = _previous_record(paths) if resume else {}
     debug = bool(previous.get("debug", debug))  # a resumed run keeps the trials it started with
-    setup = _setup(cfg, spec, paths, debug)
+    setup = _setup(cfg, spec, paths, debug)  # bad data or weights fail here, before the run folder is touched
+    if overwrite and paths.folder.exists():
+        shutil.rmtree(paths.folder)
+    paths.folder.mkdir(parents=True, exist_ok=True)
     tracker = open_tracker(previous.get("run_id"))
     record = {"run_id": tracker.run_id, "debug": debug, **spec.__dict__}
     atomic_write(paths.run_record, json.dumps(record) + "\n")
     run_id = previous.get("run_id")
-    state = _State()
+    state = _State(run_id=tracker.run_id)
     with tracked(tracker):
         if run_id is None:
             _log_run_start(tracker, setup)
@@ -153,19 +159,15 @@ def train_run(
 # ---- setup --------------------------------------------------------------------------------------------------
 
 
-def _claim_run_folder(paths: RunPaths, *, resume: bool, overwrite: bool) -> None:
-    if paths.folder.exists() and not resume:
-        if not overwrite:
-            raise TagfError(
-                f"{paths.folder}: a run with this stamp, fold and emotion exists; continue it with `tagf resume` "
-                "(or `tagf train --resume`), or start it again with --overwrite"
-            )
-        import shutil
-
-        shutil.rmtree(paths.folder)
+def _check_run_folder(paths: RunPaths, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over an existing run (unless overwriting) and to resume a run that does not exist."""
+    if paths.folder.exists() and not resume and not overwrite:
+        raise TagfError(
+            f"{paths.folder}: a run with this stamp, fold and emotion exists; continue it with `tagf resume` "
+            "(or `tagf train --resume`), or start it again with --overwrite"
+        )
     if resume and not paths.run_record.exists():
         raise TagfError(f"{paths.folder}: no run to resume here (start it with `tagf train`)")
-    paths.folder.mkdir(parents=True, exist_ok=True)
 
 
 def _previous_record(paths: RunPaths) -> dict[str, Any]:
@@ -530,6 +532,7 @@ def _save(
                 "bad_epochs": state.bad_epochs,
                 "history": state.history,
                 "stop_reason": state.stop_reason,
+                "run_id": state.run_id,
             },  # fmt: skip
             "rng": capture_rng(),
             "spec": dict(setup.spec.__dict__),

@@ -113,6 +113,7 @@ def test_a_run_writes_its_files_and_tracks_every_epoch(processed: Path, tmp_path
     assert (paths.plots / "curves.png").stat().st_size > 0
     best = load_torch(paths.best, "best")
     assert best["epoch"] == result.best_epoch
+    assert load_torch(paths.checkpoint, "checkpoint")["state"]["run_id"] == tracker.run_id
 
 
 def test_an_existing_run_is_never_overwritten_silently(processed: Path, tmp_path: Path) -> None:
@@ -186,3 +187,10 @@ def test_release_mode_trains_and_releases_the_first_stage(processed: Path, tmp_p
     result = _run(_config(processed, tmp_path, backbone="release", max_epochs=1), tracker)
     assert result.epochs_run == 1
     assert tracker.metric("release_stage") == {0: 1.0}  # ref §3.4: the epoch-0 milestone releases stage 1
+
+
+def test_a_start_that_fails_on_bad_input_leaves_no_run_folder_behind(processed: Path, tmp_path: Path) -> None:
+    cfg = _config(processed, tmp_path, weights_dir=tmp_path / "no-such-folder")
+    with pytest.raises(TagfError, match="weights folder not found"):
+        _run(cfg, InMemoryTracker())
+    assert not (tmp_path / "test").exists()  # so the next `tagf train` is not refused as a name collision
