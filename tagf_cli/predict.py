@@ -9,23 +9,16 @@ from typing import Annotated, Literal
 import typer
 
 from tagf_cli.errors import user_errors
-from tagf_core.config import TagfConfig, TrainConfig, read_toml
-from tagf_core.errors import TagfError
+from tagf_core.config import TagfConfig, TrainConfig
 
 log = logging.getLogger("tagf")
 
 
 def run_config(stamp: str, fold: int, emotion: str, output_root: Path | None) -> TagfConfig:
-    """The configuration a run was trained with (its config.toml), pointing at ``output_root``."""
-    from tagf_core.training.run import RunPaths, RunSpec
+    from tagf_core.training.run import RunSpec, saved_config
 
     root = output_root or TrainConfig.model_fields["output_root"].default
-    paths = RunPaths.of(root, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
-    if not paths.config.exists():
-        raise TagfError(f"{paths.folder}: no trained run here (train it with `tagf train --stamp {stamp}`)")
-    saved = read_toml(paths.config)
-    saved.setdefault("train", {})["output_root"] = str(root)
-    return TagfConfig.model_validate(saved)
+    return saved_config(root, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
 
 
 def predict(

@@ -11,7 +11,7 @@ import typer
 
 from tagf_cli.errors import user_errors
 from tagf_cli.progress import EpochProgress
-from tagf_core.config import TagfConfig, TrainConfig, load_config, read_toml
+from tagf_core.config import TagfConfig, TrainConfig, load_config
 from tagf_core.errors import TagfError
 
 log = logging.getLogger("tagf")
@@ -145,16 +145,9 @@ def resume(
     ] = None,
 ) -> None:
     """Continue a run from its last checkpoint, in the same MLflow run, with the configuration it was started with."""
-    from tagf_core.training.run import RunPaths, RunSpec
+    from tagf_core.training.run import RunSpec, saved_config
 
     with user_errors():
         root = output_root or TrainConfig.model_fields["output_root"].default
-        paths = RunPaths.of(root, RunSpec(stamp, fold, emotion))
-        if not paths.config.exists():
-            raise TagfError(f"{paths.folder}: no run to resume (no config.toml); start it with `tagf train`")
-        saved = read_toml(paths.config)
-        saved.setdefault("train", {})["output_root"] = str(root)
-        if max_epochs is not None:
-            saved["train"]["max_epochs"] = max_epochs
-        cfg = TagfConfig.model_validate(saved)
+        cfg = saved_config(root, RunSpec(stamp, fold, emotion), max_epochs=max_epochs)
         run_folds(cfg, stamp, [fold], [emotion], resume=True, overwrite=False, debug=False)

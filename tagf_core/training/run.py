@@ -7,6 +7,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
 
+from pydantic import ValidationError
+
+from tagf_core.config import TagfConfig, describe_validation_error, read_toml
 from tagf_core.data.folds import check_fold
 from tagf_core.errors import TagfError
 
@@ -84,3 +87,28 @@ class RunPaths:
 
     def predictions(self, partition: str) -> Path:
         return self.folder / "predictions" / partition
+
+
+def saved_config(output_root: Path, spec: RunSpec, *, max_epochs: int | None = None) -> TagfConfig:
+    """The configuration a run was started with (its config.toml), pointing at ``output_root``.
+
+    ``resume`` and ``predict`` use it, so a run always continues with its own architecture and data;
+    only ``max_epochs`` may change (it can extend a finished run).
+
+    Raises:
+        TagfError: no run there, or a config file that no longer validates.
+    """
+    paths = RunPaths.of(output_root, spec)
+    if not paths.config.exists():
+        raise TagfError(
+            f"{paths.folder}: no run here (no config.toml); start it with `tagf train --stamp {spec.stamp}`"
+        )
+    saved = read_toml(paths.config)
+    train = saved.setdefault("train", {})
+    train["output_root"] = str(output_root)
+    if max_epochs is not None:
+        train["max_epochs"] = max_epochs
+    try:
+        return TagfConfig.model_validate(saved)
+    except ValidationError as e:
+        raise TagfError(f"{paths.config}: {describe_validation_error(e)}") from e
