@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -143,3 +149,42 @@ def test_an_unreachable_tracking_server_fails_before_training(workspace: Path, m
     )
     assert result.exit_code == 1 and "127.0.0.1:9" in result.output
     assert not (workspace / "outputs" / "offline").exists()
+
+
+def _final_state(outputs: Path, stamp: str) -> tuple[dict[str, Any], list[list[str]]]:
+    import torch
+
+    folder = outputs / stamp / "fold0-valence"
+    checkpoint = torch.load(folder / "checkpoint.pt", map_location="cpu", weights_only=True)
+    rows = [line.split(",") for line in (folder / "training_log.csv").read_text().splitlines()]
+    return checkpoint["model"], [row[:-1] for row in rows]  # all columns but epoch_seconds
+
+
+def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(workspace: Path, mlflow_store: str) -> None:
+    import torch
+
+    outputs = workspace / "outputs"
+    common = ["--data", str(workspace / "processed"), "--config", str(workspace / "run.toml"),
+              "--output-root", str(outputs), "--max-epochs", "6"]  # fmt: skip
+    _invoke("train", "--stamp", "straight", *common)
+
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "tagf_cli", "train", "--stamp", "killed", *common],
+        env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    checkpoint = outputs / "killed" / "fold0-valence" / "checkpoint.pt"
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline and process.poll() is None and not checkpoint.exists():
+        time.sleep(0.01)
+    process.send_signal(signal.SIGKILL)  # right after epoch 0's checkpoint: in the middle of epoch 1
+    assert process.wait() == -signal.SIGKILL
+    killed_at = torch.load(checkpoint, map_location="cpu", weights_only=True)["state"]["next_epoch"]
+    assert killed_at < 6
+
+    _invoke("resume", "--stamp", "killed", "--fold", "0", "--emotion", "valence", "--output-root", str(outputs))
+    straight_weights, straight_log = _final_state(outputs, "straight")
+    resumed_weights, resumed_log = _final_state(outputs, "killed")
+    assert resumed_log == straight_log and len(resumed_log) == 7  # header + 6 epochs, same metrics
+    for key, value in straight_weights.items():
+        assert torch.equal(resumed_weights[key], value), key
