@@ -244,7 +244,8 @@ class MlflowTracker:
     def log_model(self, model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], name: str) -> None:
         """``mlflow.pytorch.log_model`` of ``model`` (pickled, on the CPU) with a signature from the example.
 
-        The signature's first two dimensions (B, L) are left free: the network takes any batch and length.
+        The signature leaves the batch dimension free; the window length stays the example's, because a TAGF
+        model's cross-attention keys are sized to its window length (other modules pickle just as well).
         Loadable with ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` where tagf is installed.
         """
         import copy
@@ -307,7 +308,7 @@ class MlflowTracker:
 
 
 def _signature(inputs: dict[str, Any], output: Any) -> Any:
-    """``infer_signature`` with the batch and length dimensions (the first two) of every tensor set free."""
+    """``infer_signature`` with the batch dimension (the first) of every tensor set free."""
     from mlflow.models import infer_signature
     from mlflow.models.signature import ModelSignature
     from mlflow.types.schema import Schema, TensorSpec
@@ -318,7 +319,7 @@ def _signature(inputs: dict[str, Any], output: Any) -> Any:
         specs = [spec for spec in schema.inputs if isinstance(spec, TensorSpec)]
         return Schema(
             [
-                TensorSpec(spec.type, tuple(-1 if i < 2 else d for i, d in enumerate(spec.shape)), spec.name)
+                TensorSpec(spec.type, tuple(-1 if i == 0 else d for i, d in enumerate(spec.shape)), spec.name)
                 for spec in specs
             ]
         )

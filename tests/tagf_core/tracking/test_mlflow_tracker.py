@@ -191,8 +191,9 @@ def test_the_logged_model_loads_and_predicts_the_same(
     with session.global_tracking_uri():
         info = get_model_info(f"runs:/{child.run_id}/model")
     inputs = {spec.name: spec.shape for spec in info.signature.inputs.inputs}
-    assert inputs == {"video_embeddings": (-1, -1, 6), "audio_embeddings": (-1, -1, 3)}
-    assert info.signature.outputs.inputs[0].shape == (-1, -1, 1)
+    length = example["video_embeddings"].shape[1]  # fixed: a TAGF model only takes its own window length
+    assert inputs == {"video_embeddings": (-1, length, 6), "audio_embeddings": (-1, length, 3)}
+    assert info.signature.outputs.inputs[0].shape == (-1, length, 1)
     outputs = _run(session, child.run_id).outputs
     assert [m.model_id for m in outputs.model_outputs] == [info.model_id]
     model_experiment = session.client.get_logged_model(info.model_id).experiment_id
