@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -168,22 +169,13 @@ def _embed_in_eval(backbone: nn.Module, items: Tensor, item_dims: int, batch_siz
     return torch.cat(chunks).reshape(*leading, -1)
 
 
-def build_tagf(
-    window_len: int = 300,
-    video_channels: tuple[int, ...] = (512, 512, 256, 256),
-    audio_channels: tuple[int, ...] = (128, 128, 128, 128),
-    kernel_size: int = 5,
-    tcn_dropout: float = 0.1,
-    attention_dropout: float = 0.6,
-    gate_temperature: float = 0.1,
-) -> TAGFModel:
-    """A TAGF model with randomly initialised backbones, frozen as in the reference (ref §1.2–1.3).
+def build_tagf(**sizes: Any) -> TAGFModel:
+    """``TAGFModel(**sizes)`` with randomly initialised backbones, frozen as in the reference (ref §1.2–1.3).
 
+    ``sizes`` are TAGFModel's keyword arguments (window_len, video_channels, …); the defaults are its own.
     Load real backbone weights with ``load_visual_backbone_weights`` / ``load_audio_backbone_weights``.
     """
-    model = TAGFModel(
-        window_len, video_channels, audio_channels, kernel_size, tcn_dropout, attention_dropout, gate_temperature
-    )
+    model = TAGFModel(**sizes)
     model.freeze_backbones()
     return model
 
