@@ -9,7 +9,7 @@ import typer
 from rich.console import Console
 
 from tagf_cli.errors import user_errors
-from tagf_core.config import TrainConfig, load_config
+from tagf_core.config import load_config
 
 
 def collect(
@@ -31,16 +31,18 @@ def collect(
     from tagf_core.training.collect import collect_runs, render_table, write_submission, write_summary
 
     with user_errors():
-        cfg = load_config(overrides={"tracking": {"experiment_name": experiment}})
-        root = output_root or TrainConfig.model_fields["output_root"].default
+        cfg = load_config(
+            overrides={"tracking": {"experiment_name": experiment}, "train": {"output_root": output_root}}
+        )
+        session = MlflowSession(
+            resolve_tracking_uri(cfg.tracking.tracking_uri), cfg.tracking.experiment_name, cfg.tracking.artifact_root
+        )
+        session.check_reachable()  # before any file is written
+        root = cfg.train.output_root
         collected = collect_runs(root, stamp)
         folder = Path(root) / stamp
         csv_path, md_path = write_summary(collected, folder)
         submission = write_submission(collected, out or folder / "submission.txt", sample_file)
-        session = MlflowSession(
-            resolve_tracking_uri(cfg.tracking.tracking_uri), cfg.tracking.experiment_name, cfg.tracking.artifact_root
-        )
-        session.check_reachable()
         parent = session.parent_tracker(session.parent_run(stamp))
         for path in (csv_path, md_path, submission):
             parent.log_artifact(path, "collect")

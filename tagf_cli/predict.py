@@ -9,7 +9,7 @@ from typing import Annotated, Literal
 import typer
 
 from tagf_cli.errors import user_errors
-from tagf_core.config import TagfConfig, TrainConfig
+from tagf_core.config import TagfConfig, load_config
 
 log = logging.getLogger("tagf")
 
@@ -17,7 +17,7 @@ log = logging.getLogger("tagf")
 def run_config(stamp: str, fold: int, emotion: str, output_root: Path | None) -> TagfConfig:
     from tagf_core.training.run import RunSpec, saved_config
 
-    root = output_root or TrainConfig.model_fields["output_root"].default
+    root = load_config(overrides={"train": {"output_root": output_root}}).train.output_root
     return saved_config(root, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
 
 

@@ -3,9 +3,8 @@
 from __future__ import annotations
 
 import logging
-import subprocess
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import TYPE_CHECKING, Annotated, Literal
 
 import typer
 
@@ -14,61 +13,58 @@ from tagf_cli.progress import EpochProgress
 from tagf_core.config import TagfConfig, TrainConfig, load_config
 from tagf_core.errors import TagfError
 
+if TYPE_CHECKING:
+    from tagf_core.training.fanout import JobEvent
+
 log = logging.getLogger("tagf")
 
 EmotionChoice = Literal["valence", "arousal", "both"]
 
 
-def _git_commit() -> str:
-    try:
-        result = subprocess.run(
-            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
-        )
-    except (OSError, subprocess.SubprocessError):
-        return "unknown"
-    return result.stdout.strip() or "unknown"
-
-
 def run_folds(
-    cfg: TagfConfig, stamp: str, folds: list[int], emotions: list[str], *, resume: bool, overwrite: bool, debug: bool
+    cfg: TagfConfig,
+    stamp: str,
+    folds: list[int],
+    emotions: list[str],
+    *,
+    resume: bool,
+    overwrite: bool,
+    debug: bool,
+    executor: str = "local",
+    ray_address: str | None = None,
+    max_retries: int | None = None,
 ) -> None:
-    """Train every fold × emotion in sequence, one MLflow child run each under the stamp's parent run."""
-    from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
-    from tagf_core.training.loop import train_run
-    from tagf_core.training.run import RunSpec
+    """Train every fold × emotion (in sequence, or as Ray tasks), then show the stamp's table."""
+    from rich.console import Console
 
-    specs = [RunSpec(stamp, fold, emotion) for fold in folds for emotion in emotions]  # type: ignore[arg-type]
-    session = MlflowSession(
-        resolve_tracking_uri(cfg.tracking.tracking_uri), cfg.tracking.experiment_name, cfg.tracking.artifact_root
-    )
-    session.check_reachable()
-    parent = session.parent_run(stamp)
-    commit = _git_commit()
-    results = []
-    for spec in specs:
-        tags = {
-            "stamp": stamp, "fold": str(spec.fold), "emotion": spec.emotion, "backbone": cfg.train.backbone,
-            "git_commit": commit,
-        }  # fmt: skip
+    from tagf_core.training.collect import collect_runs, render_table
+    from tagf_core.training.fanout import DEFAULT_MAX_RETRIES, RayOptions, launch_runs
 
-        def open_tracker(run_id: str | None, name: str = spec.name, tags: dict[str, str] = tags) -> object:
-            return session.child(parent, name, tags, run_id=run_id)
-
-        with EpochProgress(spec.name) as progress:
-            result = train_run(
-                cfg,
-                spec,
-                open_tracker,
-                resume=resume,
-                overwrite=overwrite,
-                debug=debug,
-                callbacks=progress,  # type: ignore[arg-type]
-            )
-        results.append(result)
+    results = launch_runs(
+        cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug,
+        executor=executor,  # type: ignore[arg-type]
+        progress=EpochProgress, on_event=print_event,
+        ray_options=RayOptions(ray_address, DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
+    )  # fmt: skip
+    for result in results if executor == "local" else []:  # Ray runs were announced as they finished
         typer.echo(
-            f"{spec.name}: best validation CCC {result.best_val_ccc:.4f} at epoch {result.best_epoch} "
-            f"({result.stop_reason}); run {result.run_id}; files in {result.paths.folder}"
+            f"{result.name}: best validation CCC {result.best_val_ccc:.4f} at epoch {result.best_epoch} "
+            f"({result.stop_reason}); run {result.run_id}; files in {result.folder}"
         )
+    if executor == "ray" or len(results) > 1:
+        Console().print(render_table(collect_runs(cfg.train.output_root, stamp)))
+
+
+def print_event(event: JobEvent) -> None:
+    """One line per thing a Ray run reports: started (or restarted and resumed), an epoch, finished, failed."""
+    if event.kind == "epoch":
+        row = event.row
+        typer.echo(
+            f"{event.name} epoch {int(row['epoch'])}: val ccc {row['val/ccc']:.4f} | best epoch "
+            f"{int(row['best_epoch'])} | {row['epoch_seconds']:.1f}s"
+        )
+    else:
+        typer.echo(f"{event.name} {event.kind}: {event.text}", err=event.kind == "failed")
 
 
 def train(
@@ -107,6 +103,18 @@ def train(
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete existing run folders of this stamp and start again.")
     ] = False,
+    executor: Annotated[
+        Literal["local", "ray"],
+        typer.Option("--executor", help="local: the runs one after the other here; ray: one Ray task per run."),
+    ] = "local",
+    ray_address: Annotated[
+        str | None,
+        typer.Option("--ray-address", help="Ray cluster to use [default: RAY_ADDRESS, else a local Ray]."),
+    ] = None,
+    max_retries: Annotated[
+        int | None,
+        typer.Option("--max-retries", min=0, help="Ray: restarts of a run whose worker died; it resumes [default: 3]."),
+    ] = None,
 ) -> None:
     """Train TAGF on folds × emotions; every run is tracked in MLflow (params, CCC curves, model, predictions)."""
     with user_errors():
@@ -128,7 +136,12 @@ def train(
         folds = fold or [cfg.data.fold]
         chosen = emotion or cfg.data.emotion
         emotions = ["valence", "arousal"] if chosen == "both" else [chosen]
-        run_folds(cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug)
+        if executor == "local" and (ray_address is not None or max_retries is not None):
+            raise TagfError("--ray-address and --max-retries are for --executor ray")
+        run_folds(
+            cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug,
+            executor=executor, ray_address=ray_address, max_retries=max_retries,
+        )  # fmt: skip
 
 
 def resume(
@@ -148,6 +161,6 @@ def resume(
     from tagf_core.training.run import RunSpec, saved_config
 
     with user_errors():
-        root = output_root or TrainConfig.model_fields["output_root"].default
+        root = load_config(overrides={"train": {"output_root": output_root}}).train.output_root
         cfg = saved_config(root, RunSpec(stamp, fold, emotion), max_epochs=max_epochs)
         run_folds(cfg, stamp, [fold], [emotion], resume=True, overwrite=False, debug=False)

@@ -296,14 +296,21 @@ def _embed_trial(
             array.flush()  # on disk before the rename makes the trial count as done
         del outputs
         os.chmod(staging, default_mode(folder=True))  # mkdtemp makes it private; the dataset may be shared
-        _move_into_place(staging, cache_dir / record.trial)
+        _move_into_place(staging, cache_dir / record.trial, record.length)
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
 
 
-def _move_into_place(staging: Path, target: Path) -> None:
-    """Rename the finished ``staging`` folder to ``target``, replacing a broken ``target`` left by an earlier run."""
+def _move_into_place(staging: Path, target: Path, length: int) -> None:
+    """Rename the finished ``staging`` folder to ``target``, replacing a broken ``target`` left by an earlier run.
+
+    A complete ``target`` is kept: another process (a run on another machine) built the same trial meanwhile,
+    from the same digest, and may be reading it already.
+    """
+    if target.exists() and _trial_problem(target.parent, target.name, length) is None:
+        shutil.rmtree(staging, ignore_errors=True)
+        return
     if target.exists():
         # rename cannot replace a non-empty folder: move the broken one aside onto an empty placeholder first
         stale = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".stale", dir=target.parent))

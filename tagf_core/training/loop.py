@@ -13,8 +13,10 @@ import csv
 import io
 import json
 import logging
+import os
 import random
 import shutil
+import socket
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -82,6 +84,8 @@ class RunResult:
     best_epoch: int
     epochs_run: int
     stop_reason: str
+    started_epoch: int = 0
+    """The epoch this call began with: 0 for a new run, the checkpoint's next epoch for a resumed one."""
 
 
 @dataclass
@@ -126,8 +130,12 @@ def train_run(
     overwrite: bool = False,
     debug: bool = False,
     callbacks: TrainingCallbacks | None = None,
+    launch: str = "",
 ) -> RunResult:
     """Train (or resume) one fold × emotion run and return its best validation CCC.
+
+    ``launch`` names the command that started this attempt; it is kept in run.json (with the host and process
+    that hold the run), so a retried attempt of the same launch can tell its own run from an older one.
 
     Raises:
         TagfError: bad data, weights or run folder, checked before any training work.
@@ -142,7 +150,10 @@ def train_run(
         shutil.rmtree(paths.folder)
     paths.folder.mkdir(parents=True, exist_ok=True)
     tracker = open_tracker(previous.get("run_id"))
-    record = {"run_id": tracker.run_id, "debug": debug, **spec.__dict__}
+    record = {
+        "run_id": tracker.run_id, "debug": debug, **spec.__dict__,
+        "launch": launch, "host": socket.gethostname(), "pid": os.getpid(),
+    }  # fmt: skip
     atomic_write(paths.run_record, json.dumps(record) + "\n")
     run_id = previous.get("run_id")
     state = _State(run_id=tracker.run_id)
@@ -150,10 +161,13 @@ def train_run(
         if run_id is None:
             _log_run_start(tracker, setup)
         schedule, controller, optimizer = _restore(setup, checkpoint, state)
+        started_epoch = state.next_epoch
         _sync_logged_metrics(tracker, state.history)
         _fit(setup, tracker, state, schedule, controller, optimizer, callbacks)
         _finish(setup, tracker, state)
-    return RunResult(paths, tracker.run_id, state.best_ccc, state.best_epoch, state.next_epoch, state.stop_reason)
+    return RunResult(
+        paths, tracker.run_id, state.best_ccc, state.best_epoch, state.next_epoch, state.stop_reason, started_epoch
+    )
 
 
 # ---- setup --------------------------------------------------------------------------------------------------
@@ -168,6 +182,13 @@ def _check_run_folder(paths: RunPaths, *, resume: bool, overwrite: bool) -> None
         )
     if resume and not paths.run_record.exists():
         raise TagfError(f"{paths.folder}: no run to resume here (start it with `tagf train`)")
+
+
+def launch_of(paths: RunPaths) -> str | None:
+    """The launch that last started or resumed the run in ``paths`` (see ``train_run``), or None if there is none."""
+    if not paths.run_record.exists():
+        return None
+    return str(_previous_record(paths).get("launch", ""))
 
 
 def _previous_record(paths: RunPaths) -> dict[str, Any]:
@@ -220,15 +241,13 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     split = split_fold(list(records.values()), spec.fold, debug=debug)
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
-    model = build_model(cfg)
+    model = build_model(cfg).to(device)  # on the device before the frozen backbones embed the cache
     frozen = cfg.train.backbone == "frozen"
     emotion, window_len, hop_len = spec.emotion, cfg.data.window_len, cfg.data.hop_len
     if frozen:
-        needed = [records[t] for t in (*split.train, *split.validate, *split.extra)]
-        cache = build_embedding_cache(
-            root, model, needed, batch_size=cfg.train.embedding_batch_size, device=device,
-            on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
-        )  # fmt: skip
+        cache = _embedding_cache(
+            cfg, model, [records[t] for t in (*split.train, *split.validate, *split.extra)], device
+        )
 
         def dataset(trials: Sequence[str], train: bool) -> RunDataset:
             return EmbeddingWindowDataset(cache, root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len)
@@ -245,7 +264,6 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     # ref §2.5: the training windows are shuffled once, after seeding; every epoch sees this order
     train_order = list(range(len(train_set)))  # type: ignore[arg-type]
     random.Random(cfg.train.seed).shuffle(train_order)
-    model.to(device)
     return _Setup(
         cfg=cfg,
         spec=spec,
@@ -260,6 +278,30 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
         train_order=train_order,
         frozen=frozen,
     )
+
+
+def _embedding_cache(cfg: TagfConfig, model: TAGFModel, records: Sequence[TrialRecord], device: torch.device) -> Path:
+    return build_embedding_cache(
+        cfg.data.processed_root, model, records, batch_size=cfg.train.embedding_batch_size, device=device,
+        on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
+    )  # fmt: skip
+
+
+def prepare_embedding_caches(cfg: TagfConfig, folds: Sequence[int], *, debug: bool = False) -> list[Path]:
+    """Build the frozen-backbone embedding cache the runs of ``folds`` will read, once, before they start.
+
+    The runs would build it themselves; started together on many machines, each would embed the whole dataset.
+    """
+    records = {r.trial: r for r in read_manifest(cfg.data.processed_root)}
+    splits = [split_fold(list(records.values()), fold, debug=debug) for fold in folds]
+    device = resolve_device(cfg.train.device)
+    seed_everything(cfg.train.seed)  # as a run does: randomly initialised backbones then get the runs' weights
+    model = build_model(cfg).to(device)
+    caches: list[Path] = []
+    for split in splits:
+        needed = [records[t] for t in (*split.train, *split.validate, *split.extra)]
+        caches.append(_embedding_cache(cfg, model, needed, device))  # the same trials reuse the first fold's cache
+    return caches
 
 
 def _log_run_start(tracker: Tracker, setup: _Setup) -> None:

@@ -1,0 +1,96 @@
+"""train → collect against a real MLflow tracking server on loopback, as on a team's shared server."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from preprocessing import preprocess_release
+from tagf_cli.app import app
+from tagf_synth import SynthReport
+
+runner = CliRunner()
+
+CONFIG = """
+[data]
+window_len = 16
+hop_len = 8
+
+[model]
+video_tcn_channels = [16, 16]
+audio_tcn_channels = [8, 8]
+
+[train]
+backbone = "frozen"
+batch_size = 4
+max_epochs = 2
+min_epochs = 1
+learning_rate = 0.001
+"""
+
+
+@pytest.fixture(scope="module")
+def workspace(synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("remote")
+    report = preprocess_release(synth_release.out, root / "processed", workers=2)
+    assert not report.failed
+    # a local artifact root that must stay unused: a server decides where artifacts go
+    (root / "run.toml").write_text(CONFIG + f'\n[tracking]\nartifact_root = "{root / "local-mlruns"}"\n')
+    return root
+
+
+def _invoke(*args: str) -> str:
+    result = runner.invoke(app, list(args))
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return result.output
+
+
+def test_train_then_collect_log_everything_to_the_tracking_server(
+    workspace: Path, mlflow_server: str, synth_release: SynthReport, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from mlflow.tracking import MlflowClient
+
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
+    monkeypatch.chdir(workspace)  # a stray local store (./mlflow.db, ./mlruns) would show up here
+    outputs = workspace / "outputs"
+    _invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "remote",
+            "--config", str(workspace / "run.toml"), "--output-root", str(outputs))  # fmt: skip
+    sample = next(synth_release.out.glob("*test_set_sample*.txt"))
+    out = _invoke("collect", "--stamp", "remote", "--sample-file", str(sample), "--output-root", str(outputs))
+    assert "mean ± std" in out
+
+    client = MlflowClient(mlflow_server)
+    experiment = client.get_experiment_by_name("tagf")
+    assert experiment is not None and experiment.artifact_location.startswith("mlflow-artifacts:")
+    runs = client.search_runs([experiment.experiment_id], filter_string="tags.stamp = 'remote'")  # shared server
+    (parent,) = [r for r in runs if r.data.tags.get("tagf.role") == "parent"]
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
+    assert set(children) == {"fold0-valence", "fold0-arousal"}
+    for child in children.values():
+        assert child.info.status == "FINISHED"
+        assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val/ccc")) == [0, 1]
+        artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
+        assert {"training_log.csv", "config.toml", "plots", "predictions"} <= artifacts
+    collected = {a.path for a in client.list_artifacts(parent.info.run_id, "collect")}
+    assert {"collect/summary.csv", "collect/summary.md", "collect/submission.txt"} <= collected
+
+    # the model went through the server's artifact proxy and comes back from it
+    from tagf_core.tracking.mlflow_tracker import MlflowSession
+
+    model = MlflowSession(mlflow_server, "tagf").load_model(f"runs:/{children['fold0-valence'].info.run_id}/model")
+    assert sum(p.numel() for p in model.parameters()) > 0
+    assert not (workspace / "mlflow.db").exists() and not (workspace / "local-mlruns").exists()
+
+
+def test_collect_fails_fast_on_an_unreachable_server_and_writes_nothing(
+    workspace: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    stamp = workspace / "outputs-offline" / "offline" / "fold0-valence"
+    stamp.mkdir(parents=True)
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", "http://127.0.0.1:9")
+    result = runner.invoke(app, ["collect", "--stamp", "offline", "--output-root", str(workspace / "outputs-offline")])
+    assert result.exit_code == 1
+    assert "http://127.0.0.1:9" in result.output and len(result.output.strip().splitlines()) == 1
+    assert not (workspace / "outputs-offline" / "offline" / "summary.csv").exists()
