@@ -98,7 +98,8 @@ def train(
         bool, typer.Option("--debug", help="One trial per fold chunk, as the reference's -debug 1.")
     ] = False,
     resume: Annotated[
-        bool, typer.Option("--resume", help="Continue runs of this stamp from their checkpoints.")
+        bool,
+        typer.Option("--resume", help="Continue runs of this stamp from their checkpoints; start those never started."),
     ] = False,
     overwrite: Annotated[
         bool, typer.Option("--overwrite", help="Delete existing run folders of this stamp and start again.")

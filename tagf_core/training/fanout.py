@@ -132,7 +132,8 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> JobResult:
             f"{paths.folder.parent}: not visible on {socket.gethostname()}; the output root must be shared "
             "storage mounted at the same path on every machine"
         )
-    retry = launch_of(paths) == job.launch
+    launch = launch_of(paths)
+    retry = launch == job.launch
     session = MlflowSession(job.tracking.uri, job.tracking.experiment, job.tracking.artifact_root)
 
     def open_tracker(run_id: str | None) -> Any:
@@ -142,7 +143,7 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> JobResult:
         job.cfg,
         job.spec,
         open_tracker,
-        resume=job.resume or retry,
+        resume=retry or (job.resume and launch is not None),  # --resume starts the runs that never started
         overwrite=job.overwrite and not retry,
         debug=job.debug,
         callbacks=callbacks,
@@ -194,10 +195,9 @@ def launch_runs(
         cfg.tracking.experiment_name,
         cfg.tracking.artifact_root,
     )
-    if not resume:  # every fold's split is checked now, not after the runs before it trained for hours
-        records = read_manifest(cfg.data.processed_root)
-        for fold in folds:
-            split_fold(records, fold, debug=debug)
+    records = read_manifest(cfg.data.processed_root)
+    for fold in folds:  # every fold's split is checked now, not after the runs before it trained for hours
+        split_fold(records, fold, debug=debug)
     if executor == "ray":
         check_ray_address((ray_options or RayOptions()).address or os.environ.get("RAY_ADDRESS"))
     session = MlflowSession(tracking.uri, tracking.experiment, tracking.artifact_root)
@@ -233,7 +233,7 @@ def launch_runs(
         listed = "; ".join(f"{name}: {message}" for name, message in failures)
         raise TagfError(
             f"{len(failures)} of {len(jobs)} runs failed ({listed}); the others are kept: rerun the failed ones "
-            "(with --resume for those that had started)"
+            "(`tagf train … --resume` continues the started ones and starts the others)"
         )
     return results
 
@@ -436,7 +436,8 @@ def _submit_and_wait(
                 on_event(JobEvent(job.spec.name, "finished", _describe(result)))
     except KeyboardInterrupt:
         for ref in pending:
-            ray.cancel(ref)  # a KeyboardInterrupt inside each task: its MLflow run ends KILLED, resumable
+            ray.cancel(ref)  # a KeyboardInterrupt inside each task, which ends its MLflow run as KILLED
+        ray.wait(list(pending), num_returns=len(pending), timeout=30)  # let them record it before Ray stops
         raise
     for event in ray.get(board.take.remote()):
         on_event(event)

@@ -188,3 +188,14 @@ def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(work
     assert resumed_log == straight_log and len(resumed_log) == 7  # header + 6 epochs, same metrics
     for key, value in straight_weights.items():
         assert torch.equal(resumed_weights[key], value), key
+
+
+def test_train_resume_starts_the_runs_that_never_started(workspace: Path, mlflow_store: str) -> None:
+    outputs = workspace / "outputs"
+    common = ["--data", str(workspace / "processed"), "--config", str(workspace / "run.toml"),
+              "--output-root", str(outputs), "--max-epochs", "1", "--stamp", "partial"]  # fmt: skip
+    _invoke("train", "--emotion", "valence", *common)
+    out = _invoke("train", "--emotion", "both", "--resume", *common)
+    assert "fold0-valence" in out and "fold0-arousal" in out and "mean ± std" in out
+    for emotion in ("valence", "arousal"):
+        assert json.loads((outputs / "partial" / f"fold0-{emotion}" / "summary.json").read_text())["epochs"] == 1
