@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.tagf-installed
 DEMO   := data/demo
 
-.PHONY: setup demo test lint format typecheck clean
+.PHONY: setup demo test bench lint format typecheck clean
 
 setup: $(STAMP)
 
@@ -31,6 +31,11 @@ demo: $(STAMP)
 test: $(STAMP)
 	@$(BIN)/python -m pytest -n auto -q; status=$$?; \
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
+
+## bench: side-by-side benchmarks on synthetic data they make themselves; prints a table, writes
+## benchmarks/results.json (quick, about 10 min on 2 cores; `make bench ARGS=--full` for the long run)
+bench: $(STAMP)
+	$(BIN)/python -m benchmarks $(ARGS)
 
 lint: $(STAMP)
 	$(BIN)/ruff check .

@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from preprocessing.faces import FaceArray, HaarFaceCollector, fit_to_frame_count
+from preprocessing.faces import FaceArray, HaarFaceCollector, fit_to_frame_count, one_blas_thread
 from preprocessing.logmel import log_mel_rows, patches_for_frames
 from preprocessing.media import read_video
 from tagf_core.data.layout import FACE_SIZE
@@ -57,7 +57,8 @@ def video_arrays(path: Path, *, face_size: int = FACE_SIZE) -> VideoArrays:
     """
     path = Path(path)
     collector = HaarFaceCollector(None, face_size)  # None: keep every frame, its count is known at the end
-    video = read_video(path, frame_sink=collector)
+    with one_blas_thread():
+        video = read_video(path, frame_sink=collector)
     frame_count = video.frame_count
     if frame_count == 0:
         raise TagfError(f"{path}: the video stream holds no frames")

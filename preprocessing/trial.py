@@ -14,7 +14,7 @@ import numpy as np
 
 from preprocessing.annotations import read_annotation
 from preprocessing.discovery import TrialSource
-from preprocessing.faces import HaarFaceCollector, fit_to_frame_count, load_cropped_faces
+from preprocessing.faces import HaarFaceCollector, fit_to_frame_count, load_cropped_faces, one_blas_thread
 from preprocessing.logmel import SAMPLE_RATE, log_mel_rows, patches_for_frames
 from preprocessing.media import read_video
 from preprocessing.publish import TrialOutcome, failure, publish_trial, up_to_date_record
@@ -126,7 +126,8 @@ def process_trial(source: TrialSource, out: Path) -> TrialOutcome:
         existing = up_to_date_record(out, source.trial, digest)
         if existing is not None:
             return TrialOutcome(source.trial, "skipped", existing)
-        arrays, record, warnings = _compute_arrays(source, digest)
+        with one_blas_thread():
+            arrays, record, warnings = _compute_arrays(source, digest)
         publish_trial(out, record, arrays)
         return TrialOutcome(source.trial, "done", record, warnings=tuple(warnings))
     except (TagfError, OSError) as e:

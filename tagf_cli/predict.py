@@ -56,7 +56,7 @@ def predict_video(video: Path, stamp: str, fold: int, output_root: Path | None, 
     from preprocessing.single_video import video_arrays
     from tagf_core.atomic import atomic_write
     from tagf_core.tracking.plots import plot_valence_arousal
-    from tagf_core.training.loop import load_run_model
+    from tagf_core.training.loop import load_run_model, resolve_device
     from tagf_core.training.predict import predict_arrays
     from tagf_core.training.run import RunSpec
 
@@ -67,7 +67,9 @@ def predict_video(video: Path, stamp: str, fold: int, output_root: Path | None, 
     columns = {}
     for emotion, cfg in configs.items():
         model = load_run_model(cfg, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
-        columns[emotion] = predict_arrays(model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len)
+        columns[emotion] = predict_arrays(
+            model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len, device=resolve_device(cfg.train.device)
+        )
     frames = arrays.frames + 1
     lines = ["frame,time_s,valence,arousal"] + [
         f"{int(f)},{(f - 1) / arrays.fps:.3f},{v:.6f},{a:.6f}"

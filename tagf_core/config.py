@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 import tomllib
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -58,7 +58,12 @@ class DataConfig(_Section):
     hop_len: int = Field(200, ge=1, description="Frames between window starts (ref §2.5).")
     face_size: int = Field(48, ge=1, description="Stored face size in pixels (ref §2.2).")
     crop_size: int = Field(40, ge=1, description="Face crop fed to IR-50 (ref §1.2, §2.6).")
-    num_workers: int = Field(0, ge=0, description="DataLoader worker processes (ref §2.5 uses 0).")
+    num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
+        "auto",
+        description="DataLoader worker processes; auto: 0 on the CPU (the memory-mapped loader measured under 1% of "
+        "a training step there, see BENCHMARKS.md), 4 on CUDA (at most the cores). The reference uses 0 "
+        "(ref §2.5); any count gives the same batches.",
+    )
 
     @field_validator("fold")
     @classmethod
@@ -110,6 +115,14 @@ class TrainConfig(_Section):
     )
     device: str = Field("auto", description="torch device: auto (CUDA if available, else CPU), cpu, cuda, cuda:1, …")
     embedding_batch_size: int = Field(256, ge=1, description="Frames per backbone batch when building the cache.")
+    precision: Literal["fp32", "bf16"] = Field(
+        "fp32",
+        description="bf16: forward passes under bfloat16 autocast (meant for CUDA; changes the numbers; off by "
+        "default, not in the reference).",
+    )
+    compile: bool = Field(
+        False, description="torch.compile the training forward (meant for CUDA; off by default, not in the reference)."
+    )
 
 
 class TrackingConfig(_Section):

@@ -55,6 +55,7 @@ from tagf_core.training.schedule import WarmupPlateauSchedule
 log = logging.getLogger(__name__)
 
 VISUAL_WEIGHTS, AUDIO_WEIGHTS = "res50_ir_0.887.pth", "vggish.pth"
+CUDA_LOADER_WORKERS = 4  # data.num_workers = auto on CUDA: a GPU step is short enough for the loader to matter
 LOG_COLUMNS = (
     "epoch", "release_stage", "lr", "train/loss", "train/ccc", "val/loss", "val/ccc", "val/rmse", "val/pcc",
     "best_epoch", "epoch_seconds",
@@ -116,6 +117,8 @@ class _Setup:
     extra_set: RunDataset
     train_order: list[int]
     frozen: bool
+    forward: Callable[..., Tensor]
+    """The model's forward for a batch (``forward_from_embeddings`` in frozen mode), compiled if train.compile."""
 
 
 # ---- entry point ------------------------------------------------------------------------------------------
@@ -264,6 +267,9 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     # ref §2.5: the training windows are shuffled once, after seeding; every epoch sees this order
     train_order = list(range(len(train_set)))  # type: ignore[arg-type]
     random.Random(cfg.train.seed).shuffle(train_order)
+    forward: Callable[..., Tensor] = model.forward_from_embeddings if frozen else model
+    if cfg.train.compile:
+        forward = torch.compile(forward)
     return _Setup(
         cfg=cfg,
         spec=spec,
@@ -277,6 +283,7 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
         extra_set=dataset(split.extra, False),
         train_order=train_order,
         frozen=frozen,
+        forward=forward,
     )
 
 
@@ -395,23 +402,47 @@ def _sync_logged_metrics(tracker: Tracker, history: Sequence[dict[str, float]]) 
 
 
 def _loader(setup: _Setup, dataset: Dataset[Any], order: list[int] | None = None) -> DataLoader[Any]:
+    return window_loader(dataset, setup.cfg, setup.device, order)
+
+
+def window_loader(
+    dataset: Dataset[Any], cfg: TagfConfig, device: torch.device, order: list[int] | None = None
+) -> DataLoader[Any]:
+    """The batches a run trains and evaluates on: ``order`` is a fixed list of window indices (the reference's
+    once-shuffled order, ref §2.5) or None (in order); ``data.num_workers`` processes read them.
+
+    Workers are started afresh each epoch (not persistent), so they see the epoch ``set_epoch`` selected.
+    """
     return DataLoader(
         dataset,
-        batch_size=setup.cfg.train.batch_size,
-        sampler=order,  # a fixed list of indices: the reference's once-shuffled order (ref §2.5)
+        batch_size=cfg.train.batch_size,
+        sampler=order,
         shuffle=False,
-        num_workers=setup.cfg.data.num_workers,
-        pin_memory=setup.device.type == "cuda",
+        num_workers=loader_workers(cfg, device),
+        pin_memory=device.type == "cuda",
     )
 
 
+def loader_workers(cfg: TagfConfig, device: torch.device) -> int:
+    """``data.num_workers``, with ``auto`` resolved for ``device``."""
+    if isinstance(cfg.data.num_workers, int):
+        return cfg.data.num_workers
+    return min(CUDA_LOADER_WORKERS, os.cpu_count() or 1) if device.type == "cuda" else 0
+
+
 def _forward(setup: _Setup, batch: dict[str, Any]) -> Tensor:
+    """Predictions B×L×1 in float32 for a batch; under bfloat16 autocast when train.precision is bf16."""
     device = setup.device
-    if setup.frozen:
-        return setup.model.forward_from_embeddings(
-            batch["video_embeddings"].to(device), batch["audio_embeddings"].to(device)
-        )
-    return setup.model(video=batch["video"].to(device), logmel=batch["logmel"].to(device))
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.cfg.train.precision == "bf16"):
+        if setup.frozen:
+            video, audio = batch["video_embeddings"], batch["audio_embeddings"]
+            prediction = setup.forward(video.to(device, non_blocking=True), audio.to(device, non_blocking=True))
+        else:
+            video, logmel = batch["video"], batch["logmel"]
+            prediction = setup.forward(
+                video=video.to(device, non_blocking=True), logmel=logmel.to(device, non_blocking=True)
+            )
+    return prediction.float()
 
 
 def _fit(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import csv
 import json
+import math
 from pathlib import Path
 from typing import Any
 
@@ -194,3 +195,19 @@ def test_a_start_that_fails_on_bad_input_leaves_no_run_folder_behind(processed: 
     with pytest.raises(TagfError, match="weights folder not found"):
         _run(cfg, InMemoryTracker())
     assert not (tmp_path / "test").exists()  # so the next `tagf train` is not refused as a name collision
+
+
+def test_bf16_autocast_trains_to_finite_numbers_that_differ_from_fp32(processed: Path, tmp_path: Path) -> None:
+    fp32, bf16 = InMemoryTracker(), InMemoryTracker()
+    _run(_config(processed, tmp_path / "fp32", max_epochs=2), fp32)
+    result = _run(_config(processed, tmp_path / "bf16", max_epochs=2, precision="bf16"), bf16)
+    assert result.epochs_run == 2 and math.isfinite(result.best_val_ccc)
+    assert bf16.params["train.precision"] == "bf16"
+    assert bf16.metric("train/loss") != fp32.metric("train/loss")  # it really ran in bfloat16
+
+
+def test_a_compiled_forward_trains_and_is_recorded(processed: Path, tmp_path: Path) -> None:
+    tracker = InMemoryTracker()
+    result = _run(_config(processed, tmp_path, max_epochs=2, compile=True), tracker)
+    assert result.epochs_run == 2 and math.isfinite(result.best_val_ccc)
+    assert tracker.params["train.compile"] == "True" and tracker.models  # the logged model is the plain module
