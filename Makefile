@@ -33,7 +33,7 @@ test: $(STAMP)
 	if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests" >&2; fi; exit $$status
 
 ## bench: side-by-side benchmarks on synthetic data they make themselves; prints a table, writes
-## benchmarks/results.json (quick, about 10 min on 2 cores; `make bench ARGS=--full` for the long run)
+## benchmarks/results.json (quick: about 13 min on 2 cores; `make bench ARGS=--full` for the long run)
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks $(ARGS)
 

@@ -134,9 +134,6 @@ def _read_jpeg_rgb(path: Path) -> npt.NDArray[np.uint8] | None:
     return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
 
 
-RESIZE_BATCH = 64  # crops resized together: 64 × 112×112×3 float64 is 19 MB
-
-
 def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FACE_SIZE) -> tuple[FaceArray, int]:
     """The organisers' face crops of the kept frames, resized: → (uint8 T×size×size×3 RGB, missing).
 
@@ -156,18 +153,13 @@ def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FAC
     frames = np.asarray(kept_frames, dtype=np.int64).reshape(-1)
     faces = np.zeros((frames.size, size, size, 3), dtype=np.uint8)  # T×size×size×3, black by default
     missing = 0
-    for start in range(0, frames.size, RESIZE_BATCH):
-        by_shape: dict[tuple[int, ...], list[tuple[int, npt.NDArray[np.uint8]]]] = {}
-        for row in range(start, min(start + RESIZE_BATCH, frames.size)):
-            path = folder / CROP_NAME.format(int(frames[row]) + 1)
-            image = _read_jpeg_rgb(path) if path.is_file() else None
-            if image is None:
-                missing += 1
-                continue
-            by_shape.setdefault(image.shape, []).append((row, image))
-        for group in by_shape.values():  # one resize per crop size: the same pixels as one by one, faster
-            rows = [row for row, _ in group]
-            faces[rows] = resize_bicubic(np.stack([image for _, image in group]), size)
+    for row, frame in enumerate(frames):
+        path = folder / CROP_NAME.format(int(frame) + 1)
+        image = _read_jpeg_rgb(path) if path.is_file() else None
+        if image is None:
+            missing += 1
+            continue
+        faces[row] = resize_bicubic(image, size)
     if frames.size and missing == frames.size:
         # every face black would train silently on nothing: the crops are probably named differently
         raise TagfError(
