@@ -223,7 +223,7 @@ def launch_runs(
             overwrite=overwrite,
             debug=debug,
             launch=launch,
-        )  # fmt: skip
+        )
         for spec in specs
     ]
     if executor == "local":
