@@ -147,7 +147,7 @@ def _step_function(cfg: Any, device: str, frozen: bool) -> Callable[[list[Any]],
     """One optimisation step per batch, as the engine's training epoch does it (forward, CCC loss, Adam)."""
     import torch
 
-    from tagf_core.training.loop import build_model, resolve_device, seed_everything
+    from tagf_core.training.loop import build_model, forward_batch, resolve_device, seed_everything
     from tagf_core.training.loss import ccc_loss
 
     torch_device = resolve_device(device)
@@ -155,18 +155,13 @@ def _step_function(cfg: Any, device: str, frozen: bool) -> Callable[[list[Any]],
     model = build_model(cfg).to(torch_device).train()
     trainable = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.Adam(trainable, lr=cfg.train.learning_rate, weight_decay=cfg.train.weight_decay)
+    forward = model.forward_from_embeddings if frozen else model
     bf16 = cfg.train.precision == "bf16"
 
     def steps(batches: list[Any]) -> None:
         for batch in batches:
-            with torch.autocast(torch_device.type, dtype=torch.bfloat16, enabled=bf16):
-                if frozen:
-                    prediction = model.forward_from_embeddings(
-                        batch["video_embeddings"].to(torch_device), batch["audio_embeddings"].to(torch_device)
-                    )
-                else:
-                    prediction = model(video=batch["video"].to(torch_device), logmel=batch["logmel"].to(torch_device))
-            loss = ccc_loss(prediction.float(), batch["label"].to(torch_device), batch["mask"].to(torch_device))
+            prediction = forward_batch(forward, batch, torch_device, frozen=frozen, bf16=bf16)
+            loss = ccc_loss(prediction, batch["label"].to(torch_device), batch["mask"].to(torch_device))
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
             optimizer.step()

@@ -431,17 +431,23 @@ def loader_workers(cfg: TagfConfig, device: torch.device) -> int:
 
 
 def _forward(setup: _Setup, batch: dict[str, Any]) -> Tensor:
-    """Predictions B×L×1 in float32 for a batch; under bfloat16 autocast when train.precision is bf16."""
-    device = setup.device
-    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=setup.cfg.train.precision == "bf16"):
-        if setup.frozen:
+    return forward_batch(
+        setup.forward, batch, setup.device, frozen=setup.frozen, bf16=setup.cfg.train.precision == "bf16"
+    )
+
+
+def forward_batch(
+    forward: Callable[..., Tensor], batch: dict[str, Any], device: torch.device, *, frozen: bool, bf16: bool
+) -> Tensor:
+    """Predictions B×L×1 in float32 for a batch: ``forward`` is the model (release) or its
+    ``forward_from_embeddings`` (frozen), run under bfloat16 autocast when ``bf16``."""
+    with torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16):
+        if frozen:
             video, audio = batch["video_embeddings"], batch["audio_embeddings"]
-            prediction = setup.forward(video.to(device, non_blocking=True), audio.to(device, non_blocking=True))
+            prediction = forward(video.to(device, non_blocking=True), audio.to(device, non_blocking=True))
         else:
             video, logmel = batch["video"], batch["logmel"]
-            prediction = setup.forward(
-                video=video.to(device, non_blocking=True), logmel=logmel.to(device, non_blocking=True)
-            )
+            prediction = forward(video=video.to(device, non_blocking=True), logmel=logmel.to(device, non_blocking=True))
     return prediction.float()
 
 

@@ -7,7 +7,7 @@ import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -22,32 +22,16 @@ from tagf_synth import generate_dataset
 runner = CliRunner()
 
 MAX_EPOCHS = 6
-CONFIG = f"""
-[data]
-window_len = 16
-hop_len = 8
-
-[model]
-video_tcn_channels = [16, 16]
-audio_tcn_channels = [8, 8]
-
-[train]
-backbone = "frozen"
-batch_size = 4
-max_epochs = {MAX_EPOCHS}
-min_epochs = 1
-learning_rate = 0.001
-"""
 
 
 @pytest.fixture(scope="module")
-def workspace(tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(tmp_path_factory: pytest.TempPathFactory, write_run_config: Callable[[Path, int], Path]) -> Path:
     """Twelve short trials: enough for folds 0 and 1 to have training and validation trials."""
     root = tmp_path_factory.mktemp("ray")
     release = generate_dataset(root / "raw", trials=12, seconds=2.0, seed=3)
     report = preprocess_release(release.out, root / "processed", workers=2)
     assert not report.failed
-    (root / "run.toml").write_text(CONFIG + f'\n[tracking]\nartifact_root = "{root / "mlruns"}"\n')
+    write_run_config(root, MAX_EPOCHS)
     return root
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -13,31 +14,15 @@ from tagf_synth import SynthReport
 
 runner = CliRunner()
 
-CONFIG = """
-[data]
-window_len = 16
-hop_len = 8
-
-[model]
-video_tcn_channels = [16, 16]
-audio_tcn_channels = [8, 8]
-
-[train]
-backbone = "frozen"
-batch_size = 4
-max_epochs = 2
-min_epochs = 1
-learning_rate = 0.001
-"""
-
 
 @pytest.fixture(scope="module")
-def workspace(synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(
+    synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory, write_run_config: Callable[[Path, int], Path]
+) -> Path:
     root = tmp_path_factory.mktemp("remote")
     report = preprocess_release(synth_release.out, root / "processed", workers=2)
     assert not report.failed
-    # a local artifact root that must stay unused: a server decides where artifacts go
-    (root / "run.toml").write_text(CONFIG + f'\n[tracking]\nartifact_root = "{root / "local-mlruns"}"\n')
+    write_run_config(root, 2)  # its local artifact root (root/mlruns) must stay unused: a server decides
     return root
 
 
@@ -81,7 +66,7 @@ def test_train_then_collect_log_everything_to_the_tracking_server(
 
     model = MlflowSession(mlflow_server, "tagf").load_model(f"runs:/{children['fold0-valence'].info.run_id}/model")
     assert sum(p.numel() for p in model.parameters()) > 0
-    assert not (workspace / "mlflow.db").exists() and not (workspace / "local-mlruns").exists()
+    assert not (workspace / "mlflow.db").exists() and not (workspace / "mlruns").exists()
 
 
 def test_collect_fails_fast_on_an_unreachable_server_and_writes_nothing(

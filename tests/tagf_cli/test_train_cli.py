@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -20,30 +21,15 @@ from tagf_synth import SynthReport
 
 runner = CliRunner()
 
-CONFIG = """
-[data]
-window_len = 16
-hop_len = 8
-
-[model]
-video_tcn_channels = [16, 16]
-audio_tcn_channels = [8, 8]
-
-[train]
-backbone = "frozen"
-batch_size = 4
-max_epochs = 2
-min_epochs = 1
-learning_rate = 0.001
-"""
-
 
 @pytest.fixture(scope="module")
-def workspace(synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+def workspace(
+    synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory, write_run_config: Callable[[Path, int], Path]
+) -> Path:
     root = tmp_path_factory.mktemp("cli")
     report = preprocess_release(synth_release.out, root / "processed", workers=2)
     assert not report.failed
-    (root / "run.toml").write_text(CONFIG + f'\n[tracking]\nartifact_root = "{root / "mlruns"}"\n')
+    write_run_config(root, 2)
     return root
 
 
