@@ -10,6 +10,7 @@ from rich.console import Console
 
 from tagf_cli.errors import user_errors
 from tagf_core.config import load_config
+from tagf_core.training.run import ModelName
 
 
 def collect(
@@ -25,10 +26,22 @@ def collect(
         Path | None, typer.Option("--output-root", help="Where run folders are [default: outputs].")
     ] = None,
     experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment [default: tagf].")] = None,
+    model: Annotated[
+        ModelName, typer.Option("--model", help="Whose runs make the table and the submission: tagf or a baseline.")
+    ] = "tagf",
 ) -> None:
-    """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file."""
+    """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file;
+    with baseline runs in the stamp, also TAGF beside each baseline (models.csv, models.md)."""
     from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
-    from tagf_core.training.collect import collect_runs, render_table, write_submission, write_summary
+    from tagf_core.training.collect import (
+        collect_runs,
+        compare_models,
+        render_model_table,
+        render_table,
+        write_model_comparison,
+        write_submission,
+        write_summary,
+    )
 
     with user_errors():
         cfg = load_config(
@@ -39,12 +52,18 @@ def collect(
         )
         session.check_reachable()  # before any file is written
         root = cfg.train.output_root
-        collected = collect_runs(root, stamp)
+        collected = collect_runs(root, stamp, model)
+        models = compare_models(root, stamp)
         folder = Path(root) / stamp
         csv_path, md_path = write_summary(collected, folder)
+        written = [csv_path, md_path]
+        if len(models) > 1:
+            written += write_model_comparison(models, folder)
         submission = write_submission(collected, out or folder / "submission.txt", sample_file)
         parent = session.parent_tracker(session.parent_run(stamp))
-        for path in (csv_path, md_path, submission):
+        for path in (*written, submission):
             parent.log_artifact(path, "collect")
     Console().print(render_table(collected))
-    typer.echo(f"summary: {csv_path}, {md_path}; submission: {submission}")
+    if len(models) > 1:
+        Console().print(render_model_table(models))
+    typer.echo(f"summary: {', '.join(str(p) for p in written)}; submission: {submission}")

@@ -10,15 +10,16 @@ import typer
 
 from tagf_cli.errors import user_errors
 from tagf_core.config import TagfConfig, load_config
+from tagf_core.training.run import ModelName, RunSpec
 
 log = logging.getLogger("tagf")
 
 
-def run_config(stamp: str, fold: int, emotion: str, output_root: Path | None) -> TagfConfig:
-    from tagf_core.training.run import RunSpec, saved_config
+def run_config(spec: RunSpec, output_root: Path | None) -> TagfConfig:
+    from tagf_core.training.run import saved_config
 
     root = load_config(overrides={"train": {"output_root": output_root}}).train.output_root
-    return saved_config(root, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
+    return saved_config(root, spec)
 
 
 def predict(
@@ -27,6 +28,9 @@ def predict(
     emotion: Annotated[
         Literal["valence", "arousal"], typer.Option("--emotion", help="The run's emotion (partition mode).")
     ] = "valence",
+    model: Annotated[
+        ModelName, typer.Option("--model", help="The run's model: tagf or a baseline (partition mode).")
+    ] = "tagf",
     partition: Annotated[
         Literal["extra", "validate"], typer.Option("--partition", help="Which trials to predict.")
     ] = "extra",
@@ -42,31 +46,32 @@ def predict(
     with user_errors():
         if video is None:
             from tagf_core.training.loop import predict_run
-            from tagf_core.training.run import RunSpec
 
-            cfg = run_config(stamp, fold, emotion, output_root)
-            folder = predict_run(cfg, RunSpec(stamp, fold, emotion), partition)
+            spec = RunSpec(stamp, fold, emotion, model)
+            folder = predict_run(run_config(spec, output_root), spec, partition)
             typer.echo(f"predictions for the {partition} partition in {folder}")
             return
-        csv_path, plot_path = predict_video(video, stamp, fold, output_root, out or Path("."))
+        csv_path, plot_path = predict_video(video, stamp, fold, model, output_root, out or Path("."))
     typer.echo(f"per-frame valence and arousal of {video} in {csv_path} (plot: {plot_path})")
 
 
-def predict_video(video: Path, stamp: str, fold: int, output_root: Path | None, out: Path) -> tuple[Path, Path]:
+def predict_video(
+    video: Path, stamp: str, fold: int, model_name: ModelName, output_root: Path | None, out: Path
+) -> tuple[Path, Path]:
     from preprocessing.single_video import video_arrays
     from tagf_core.atomic import atomic_write
     from tagf_core.tracking.plots import plot_valence_arousal
     from tagf_core.training.loop import load_run_model, resolve_device
     from tagf_core.training.predict import predict_arrays
-    from tagf_core.training.run import RunSpec
 
-    configs = {emotion: run_config(stamp, fold, emotion, output_root) for emotion in ("valence", "arousal")}
+    specs = {emotion: RunSpec(stamp, fold, emotion, model_name) for emotion in ("valence", "arousal")}  # type: ignore[arg-type]
+    configs = {emotion: run_config(spec, output_root) for emotion, spec in specs.items()}
     arrays = video_arrays(video)
     for warning in arrays.warnings:
         log.warning("%s: %s", video, warning)
     columns = {}
     for emotion, cfg in configs.items():
-        model = load_run_model(cfg, RunSpec(stamp, fold, emotion))  # type: ignore[arg-type]
+        model = load_run_model(cfg, specs[emotion])
         columns[emotion] = predict_arrays(
             model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len, device=resolve_device(cfg.train.device)
         )

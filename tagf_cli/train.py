@@ -12,6 +12,7 @@ from tagf_cli.errors import user_errors
 from tagf_cli.progress import EpochProgress
 from tagf_core.config import TagfConfig, TrainConfig, load_config
 from tagf_core.errors import TagfError
+from tagf_core.training.run import ModelName
 
 if TYPE_CHECKING:
     from tagf_core.training.fanout import JobEvent
@@ -19,6 +20,11 @@ if TYPE_CHECKING:
 log = logging.getLogger("tagf")
 
 EmotionChoice = Literal["valence", "arousal", "both"]
+MODEL_HELP = (
+    "What to train; repeat for several, each a run beside the others: tagf (default); baselines concat (TAGF's "
+    "TCNs and head without cross-attention or gate), ridge, ridge-video, ridge-audio (linear probes on the frozen "
+    "embeddings, seconds); all = tagf and every baseline."
+)
 
 
 def run_folds(
@@ -27,6 +33,7 @@ def run_folds(
     folds: list[int],
     emotions: list[str],
     *,
+    models: list[str] | None = None,
     resume: bool,
     overwrite: bool,
     debug: bool,
@@ -37,11 +44,12 @@ def run_folds(
     """Train every fold × emotion (in sequence, or as Ray tasks), then show the stamp's table."""
     from rich.console import Console
 
-    from tagf_core.training.collect import collect_runs, render_table
+    from tagf_core.training.collect import collect_runs, compare_models, render_model_table, render_table
     from tagf_core.training.fanout import DEFAULT_MAX_RETRIES, RayOptions, launch_runs
 
+    models = models or ["tagf"]
     results = launch_runs(
-        cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug,
+        cfg, stamp, folds, emotions, models=models, resume=resume, overwrite=overwrite, debug=debug,
         executor=executor,  # type: ignore[arg-type]
         progress=EpochProgress, on_event=print_event,
         ray_options=RayOptions(ray_address, DEFAULT_MAX_RETRIES if max_retries is None else max_retries),
@@ -52,7 +60,10 @@ def run_folds(
             f"({result.stop_reason}); run {result.run_id}; files in {result.folder}"
         )
     if executor == "ray" or len(results) > 1:
-        Console().print(render_table(collect_runs(cfg.train.output_root, stamp)))
+        for model in models:
+            Console().print(render_table(collect_runs(cfg.train.output_root, stamp, model)))
+        if len(models) > 1:
+            Console().print(render_model_table(compare_models(cfg.train.output_root, stamp)))
 
 
 def print_event(event: JobEvent) -> None:
@@ -79,6 +90,7 @@ def train(
     stamp: Annotated[
         str, typer.Option("--stamp", help="Name of this experiment; runs go to <output-root>/<stamp>/.")
     ] = "tagf",
+    model: Annotated[list[str] | None, typer.Option("--model", metavar="MODEL", help=MODEL_HELP)] = None,
     backbone: Annotated[
         Literal["release", "frozen"] | None,
         typer.Option("--backbone", help=TrainConfig.model_fields["backbone"].description),
@@ -140,9 +152,21 @@ def train(
         if executor == "local" and (ray_address is not None or max_retries is not None):
             raise TagfError("--ray-address and --max-retries are for --executor ray")
         run_folds(
-            cfg, stamp, folds, emotions, resume=resume, overwrite=overwrite, debug=debug,
-            executor=executor, ray_address=ray_address, max_retries=max_retries,
+            cfg, stamp, folds, emotions, models=chosen_models(model), resume=resume, overwrite=overwrite,
+            debug=debug, executor=executor, ray_address=ray_address, max_retries=max_retries,
         )  # fmt: skip
+
+
+def chosen_models(given: list[str] | None) -> list[str]:
+    """``--model`` values in the order given, ``all`` expanded, each once; TAGF alone when none is given."""
+    from tagf_core.training.run import MODELS
+
+    names: list[str] = []
+    for name in given or ["tagf"]:
+        if name != "all" and name not in MODELS:
+            raise TagfError(f"--model {name!r} is not one of {', '.join(MODELS)}, all")
+        names += list(MODELS) if name == "all" else [name]
+    return list(dict.fromkeys(names))
 
 
 def resume(
@@ -151,6 +175,7 @@ def resume(
     emotion: Annotated[
         Literal["valence", "arousal"], typer.Option("--emotion", help="Emotion of the run.")
     ] = "valence",
+    model: Annotated[ModelName, typer.Option("--model", help="Model of the run (tagf or a baseline).")] = "tagf",
     output_root: Annotated[
         Path | None, typer.Option("--output-root", help="Where run folders are [default: outputs].")
     ] = None,
@@ -163,5 +188,5 @@ def resume(
 
     with user_errors():
         root = load_config(overrides={"train": {"output_root": output_root}}).train.output_root
-        cfg = saved_config(root, RunSpec(stamp, fold, emotion), max_epochs=max_epochs)
-        run_folds(cfg, stamp, [fold], [emotion], resume=True, overwrite=False, debug=False)
+        cfg = saved_config(root, RunSpec(stamp, fold, emotion, model), max_epochs=max_epochs)
+        run_folds(cfg, stamp, [fold], [emotion], models=[model], resume=True, overwrite=False, debug=False)

@@ -102,6 +102,15 @@ class TrainConfig(_Section):
     release_count: int = Field(3, ge=0, le=3, description="Backbone groups to release (ref §3.4).")
     milestones: tuple[int, ...] = Field((0,), description="Epochs that force a release (ref §3.4).")
     load_best_at_each_epoch: bool = Field(True, description="Reset to the best weights after each epoch (ref §3.5).")
+    batchnorm_statistics: Literal["precise", "running"] = Field(
+        "precise",
+        description="precise: BatchNorm statistics recomputed over the training windows, dropout off, before every "
+        "evaluation (a deviation: see the README); running: the reference's momentum-0.1 running averages, "
+        "reloaded with the best weights (ref §3.5).",
+    )
+    precise_batchnorm_batches: int = Field(
+        200, ge=1, description="precise: at most this many training batches (in training order) per recomputation."
+    )
     backbone: Literal["release", "frozen"] = Field(
         "release",
         description="release: the reference's backbones in the loop, released in 3 stages (ref §3.4); frozen: "

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Literal
 
 import torch
 import torch.nn.functional as F
@@ -23,6 +23,8 @@ from tagf_core.model.visual_backbone import VisualBackbone
 
 FUSION_STEPS = 2  # ref §1.6: two cross-attention sub-layers, so M = 3 with the input
 GATE_HIDDEN = {"video": 512, "audio": 256}  # ref §1.7: BiLSTM wrapper widths
+Fusion = Literal["tagf", "concat"]
+"""tagf: cross-attention and gates (the paper); concat: the TCN features straight into the head (a baseline)."""
 
 
 @dataclass(frozen=True)
@@ -41,6 +43,8 @@ class TAGFModel(nn.Module):
         window_len: frames per window L; sizes the cross-attention time keys (ref §1.6, reference 300).
         video_channels / audio_channels: TCN widths (ref §1.4).
         kernel_size, tcn_dropout, attention_dropout, gate_temperature: ref §1.4, §1.6, §1.7.
+        fusion: ``tagf`` (the paper) or ``concat``, a baseline that concatenates the two TCN streams (B×L×384)
+            into the same head, without cross-attention or gate (it builds neither).
     """
 
     def __init__(
@@ -52,6 +56,7 @@ class TAGFModel(nn.Module):
         tcn_dropout: float = 0.1,
         attention_dropout: float = 0.6,
         gate_temperature: float = 0.1,
+        fusion: Fusion = "tagf",
     ) -> None:
         super().__init__()
         self.window_len = window_len
@@ -62,15 +67,23 @@ class TAGFModel(nn.Module):
         video_dim, audio_dim = video_channels[-1], audio_channels[-1]
         self.video_norm = nn.BatchNorm1d(video_dim)
         self.audio_norm = nn.BatchNorm1d(audio_dim)
-        self.cross_attention = JointCrossAttention(video_dim, audio_dim, window_len, FUSION_STEPS, attention_dropout)
-        self.video_gate = StepGate(video_dim, GATE_HIDDEN["video"], gate_temperature)
-        self.audio_gate = StepGate(audio_dim, GATE_HIDDEN["audio"], gate_temperature)
+        self.fusion = fusion
+        if fusion == "tagf":
+            self.cross_attention = JointCrossAttention(
+                video_dim, audio_dim, window_len, FUSION_STEPS, attention_dropout
+            )
+            self.video_gate = StepGate(video_dim, GATE_HIDDEN["video"], gate_temperature)
+            self.audio_gate = StepGate(audio_dim, GATE_HIDDEN["audio"], gate_temperature)
+        elif fusion != "concat":
+            raise ValueError(f"fusion {fusion!r} is not one of tagf, concat")
         self.head = RegressionHead(video_dim + audio_dim)
         self._init_fusion()
 
     def _init_fusion(self) -> None:
         # ref §1.9: TAGF.init_weights puts xavier (gain 1) and zero bias on every Linear of the fusion module
         # (cross-attention and gate output linears); the LSTMs keep PyTorch's default init.
+        if self.fusion != "tagf":
+            return
         for module in (self.cross_attention, self.video_gate, self.audio_gate):
             for layer in module.modules():
                 if isinstance(layer, nn.Linear):
@@ -92,6 +105,8 @@ class TAGFModel(nn.Module):
         self._check_window(video_embeddings.shape[1], "video_embeddings")
         video_feats = self.video_norm(self.video_tcn(video_embeddings.transpose(1, 2))).transpose(1, 2)  # B×L×256
         audio_feats = self.audio_norm(self.audio_tcn(audio_embeddings.transpose(1, 2))).transpose(1, 2)  # B×L×128
+        if self.fusion == "concat":
+            return self.head(torch.cat([video_feats, audio_feats], dim=-1))  # B×L×384
         return self.head(self.fuse(video_feats, audio_feats)[0])
 
     def fuse(self, video_feats: Tensor, audio_feats: Tensor) -> tuple[Tensor, tuple[Tensor, Tensor]]:
@@ -180,9 +195,10 @@ def build_tagf(**sizes: Any) -> TAGFModel:
     return model
 
 
-def build_tagf_from_config(model: ModelConfig, window_len: int) -> TAGFModel:
+def build_tagf_from_config(model: ModelConfig, window_len: int, fusion: Fusion = "tagf") -> TAGFModel:
     """``build_tagf`` with the sizes of a config's ``model`` section and its ``data.window_len``."""
     return build_tagf(
+        fusion=fusion,
         window_len=window_len,
         video_channels=model.video_tcn_channels,
         audio_channels=model.audio_tcn_channels,

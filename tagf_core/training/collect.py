@@ -1,7 +1,7 @@
 """Collect the finished runs of a stamp: a folds × emotions table, summary files and the ABAW submission.
 
-Reads only the run folders (``<output_root>/<stamp>/fold<K>-<emotion>/``): ``summary.json`` marks a finished
-run, ``predictions/extra/<trial>.txt`` holds its unseen-partition predictions in the reference's format (the
+Reads only the run folders (``<output_root>/<stamp>/fold<K>-<emotion>[-<model>]/``): ``summary.json`` marks a
+finished run, ``predictions/extra/<trial>.txt`` holds its unseen-partition predictions in the reference's format (the
 emotion's name, then one value per frame, ref §2.7). Imports no torch and no mlflow.
 
 The spread across folds is the population standard deviation (ddof=0), defined for a single fold too.
@@ -25,6 +25,7 @@ import numpy as np
 
 from tagf_core.atomic import atomic_write
 from tagf_core.errors import TagfError
+from tagf_core.training.run import MODELS, RunSpec
 
 if TYPE_CHECKING:
     from rich.table import Table
@@ -35,7 +36,9 @@ Emotion = Literal["valence", "arousal"]
 EMOTIONS: tuple[Emotion, ...] = ("valence", "arousal")
 SUMMARY_FILE = "summary.json"
 SUBMISSION_HEADER = "image_location,valence,arousal"
-_RUN_FOLDER = re.compile(r"fold(\d+)-(valence|arousal)")
+_RUN_FOLDER = re.compile(
+    r"fold(\d+)-(valence|arousal)(?:-(" + "|".join(re.escape(m) for m in MODELS if m != "tagf") + r"))?"
+)
 
 
 @dataclass(frozen=True)
@@ -48,6 +51,7 @@ class FoldRun:
     best_epoch: int
     run_id: str
     folder: Path
+    model: str = "tagf"
 
 
 @dataclass(frozen=True)
@@ -80,13 +84,14 @@ class CollectedRuns:
     stamp: str
     folder: Path
     runs: tuple[FoldRun, ...]
-    """Sorted by fold, valence before arousal."""
+    """Sorted by fold, valence before arousal; all of one model."""
     stats: tuple[EmotionStats, ...]
     """One per emotion with at least one finished run."""
     scores: tuple[FoldScore, ...]
     """One per fold with both emotions finished."""
     unfinished: tuple[str, ...] = ()
-    """Run folders of the stamp without ``summary.json`` (still training, crashed or killed)."""
+    """Run folders of the model without ``summary.json`` (still training, crashed or killed)."""
+    model: str = "tagf"
 
     @property
     def mean_score(self) -> float | None:
@@ -118,11 +123,12 @@ def _finite_or_minus_inf(value: float) -> float:
 # ---- reading the run folders ---------------------------------------------------------------------------------
 
 
-def collect_runs(output_root: Path, stamp: str) -> CollectedRuns:
-    """The finished runs under ``<output_root>/<stamp>/``.
+def collect_runs(output_root: Path, stamp: str, model: str = "tagf") -> CollectedRuns:
+    """The finished runs of ``model`` under ``<output_root>/<stamp>/``.
 
     Raises:
-        TagfError: the stamp folder is missing or holds no finished run, or a ``summary.json`` is unreadable.
+        TagfError: the stamp folder is missing or holds no finished run of ``model``, or a ``summary.json`` is
+            unreadable.
     """
     folder = Path(output_root) / stamp
     if not folder.is_dir():
@@ -131,14 +137,18 @@ def collect_runs(output_root: Path, stamp: str) -> CollectedRuns:
         raise TagfError(f"{folder}: no such stamp folder ({known})")
     runs: list[FoldRun] = []
     unfinished: list[str] = []
-    for run_folder in sorted(p for p in folder.iterdir() if p.is_dir() and _RUN_FOLDER.fullmatch(p.name)):
+    for run_folder in sorted(p for p in folder.iterdir() if p.is_dir() and _model_of(p.name) == model):
         if (run_folder / SUMMARY_FILE).is_file():
             runs.append(_read_summary(run_folder))
         else:
             unfinished.append(run_folder.name)
     if not runs:
         why = f" ({', '.join(unfinished)} unfinished: resume them with `tagf resume`)" if unfinished else ""
-        raise TagfError(f"{folder}: no finished runs (no fold<K>-<emotion>/{SUMMARY_FILE}){why}")
+        others = sorted({m for p in folder.iterdir() if (m := _model_of(p.name)) and m != model}, key=MODELS.index)
+        if others:
+            why += f"; runs of {', '.join(others)} are there: collect them with --model"
+        suffix = "" if model == "tagf" else f"-{model}"
+        raise TagfError(f"{folder}: no finished {model} runs (no fold<K>-<emotion>{suffix}/{SUMMARY_FILE}){why}")
     runs.sort(key=lambda r: (r.fold, EMOTIONS.index(r.emotion)))
     stats = []
     for emotion in EMOTIONS:
@@ -151,7 +161,24 @@ def collect_runs(output_root: Path, stamp: str) -> CollectedRuns:
         for fold in sorted({r.fold for r in runs})
         if (fold, "valence") in by_key and (fold, "arousal") in by_key
     )
-    return CollectedRuns(stamp, folder, tuple(runs), tuple(stats), scores, tuple(unfinished))
+    return CollectedRuns(stamp, folder, tuple(runs), tuple(stats), scores, tuple(unfinished), model)
+
+
+def _model_of(folder_name: str) -> str | None:
+    """The model of a run folder's name (``fold0-valence`` → tagf, ``fold0-valence-ridge`` → ridge), or None."""
+    match = _RUN_FOLDER.fullmatch(folder_name)
+    return None if match is None else (match.group(3) or "tagf")
+
+
+def models_of(output_root: Path, stamp: str) -> list[str]:
+    """The models with at least one finished run under ``<output_root>/<stamp>/``, in ``MODELS`` order."""
+    folder = Path(output_root) / stamp
+    found = {
+        model
+        for p in (folder.iterdir() if folder.is_dir() else [])
+        if (model := _model_of(p.name)) is not None and (p / SUMMARY_FILE).is_file()
+    }
+    return [m for m in MODELS if m in found]
 
 
 def _read_summary(run_folder: Path) -> FoldRun:
@@ -165,9 +192,14 @@ def _read_summary(run_folder: Path) -> FoldRun:
         raise TagfError(
             f"{path}: unreadable run summary ({reason}); needs fold, emotion, best_val_ccc, best_epoch, run_id"
         ) from e
-    if f"fold{fold}-{emotion}" != run_folder.name:
-        raise TagfError(f"{path}: says fold {fold}, {emotion}, but lies in {run_folder.name}/")
-    return FoldRun(fold, cast(Emotion, emotion), best_val_ccc, best_epoch, run_id, run_folder)
+    model = str(data.get("model", "tagf"))  # summaries written before baselines existed are TAGF's
+    try:
+        expected = RunSpec(run_folder.parent.name, fold, cast(Emotion, emotion), model).name  # type: ignore[arg-type]
+    except TagfError as e:
+        raise TagfError(f"{path}: {e}") from e
+    if expected != run_folder.name:
+        raise TagfError(f"{path}: says fold {fold}, {emotion}, model {model}, but lies in {run_folder.name}/")
+    return FoldRun(fold, cast(Emotion, emotion), best_val_ccc, best_epoch, run_id, run_folder, model)
 
 
 def read_extra_predictions(run_folder: Path, emotion: Emotion) -> dict[str, np.ndarray]:
@@ -256,7 +288,7 @@ def _cell(row: Mapping[str, str], emotion: str) -> str:
 
 def _markdown(collected: CollectedRuns, rows: Sequence[Mapping[str, str]]) -> str:
     lines = [
-        f"# {collected.stamp}: best validation CCC per fold",
+        f"# {_title(collected)}: best validation CCC per fold",
         "",
         "| fold | valence CCC | arousal CCC | P |",
         "|---:|---:|---:|---:|",
@@ -280,7 +312,7 @@ def render_table(collected: CollectedRuns) -> Table:
     from rich.table import Table
 
     rows = _summary_rows(collected)
-    table = Table(title=f"{collected.stamp}: best validation CCC", caption=_caption(collected))
+    table = Table(title=f"{_title(collected)}: best validation CCC", caption=_caption(collected))
     for name in ("fold", "valence CCC", "arousal CCC", "P"):
         table.add_column(name, justify="right")
     for row in rows[:-2]:
@@ -292,11 +324,96 @@ def render_table(collected: CollectedRuns) -> Table:
     return table
 
 
+def _title(collected: CollectedRuns) -> str:
+    return collected.stamp if collected.model == "tagf" else f"{collected.stamp} ({collected.model})"
+
+
 def _caption(collected: CollectedRuns) -> str:
     caption = "std: population, across folds. P = (CCC_V + CCC_A) / 2."
     if collected.unfinished:
         caption += f" Unfinished (not included): {', '.join(collected.unfinished)}."
     return caption
+
+
+# ---- TAGF beside its baselines -----------------------------------------------------------------------------------
+
+
+def compare_models(output_root: Path, stamp: str) -> list[CollectedRuns]:
+    """The finished runs of every model of the stamp (TAGF first, then the baselines), one collection each."""
+    return [collect_runs(output_root, stamp, model) for model in models_of(output_root, stamp)]
+
+
+MODEL_COLUMNS = (
+    "model",
+    "valence_ccc",
+    "valence_std",
+    "valence_folds",
+    "arousal_ccc",
+    "arousal_std",
+    "arousal_folds",
+    "p",
+)
+
+
+def _model_rows(collections: Sequence[CollectedRuns]) -> list[dict[str, str]]:
+    """One row per model: mean and population std of the best validation CCC across its folds, and mean P."""
+    rows = []
+    for collected in collections:
+        row = {"model": collected.model}
+        for emotion in EMOTIONS:
+            stats = collected.stats_of(emotion)
+            row[f"{emotion}_ccc"] = f"{stats.mean:.4f}" if stats else ""
+            row[f"{emotion}_std"] = f"{stats.std:.4f}" if stats else ""
+            row[f"{emotion}_folds"] = str(stats.folds) if stats else "0"
+        row["p"] = f"{collected.mean_score:.4f}" if collected.mean_score is not None else ""
+        rows.append(row)
+    return rows
+
+
+def _model_cell(row: Mapping[str, str], emotion: str) -> str:
+    if not row[f"{emotion}_ccc"]:
+        return "–"
+    folds = int(row[f"{emotion}_folds"])
+    spread = f" ± {row[f'{emotion}_std']}" if folds > 1 else ""
+    return f"{row[f'{emotion}_ccc']}{spread} ({folds} fold{'s' if folds > 1 else ''})"
+
+
+def write_model_comparison(collections: Sequence[CollectedRuns], folder: Path) -> tuple[Path, Path]:
+    """``models.csv`` (``MODEL_COLUMNS``) and ``models.md`` in ``folder``: TAGF beside each baseline."""
+    rows = _model_rows(collections)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=MODEL_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    lines = [
+        f"# {collections[0].stamp}: TAGF and baselines, best validation CCC (mean over folds)",
+        "",
+        "| model | valence CCC | arousal CCC | P |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['model']} | {_model_cell(r, 'valence')} | {_model_cell(r, 'arousal')} | {r['p'] or '–'} |" for r in rows
+    ]
+    lines += ["", "± population std across folds. P = (CCC_valence + CCC_arousal) / 2, averaged over folds with both."]
+    csv_path, md_path = Path(folder) / "models.csv", Path(folder) / "models.md"
+    atomic_write(csv_path, buffer.getvalue())
+    atomic_write(md_path, "\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+def render_model_table(collections: Sequence[CollectedRuns]) -> Table:
+    """TAGF beside its baselines for the terminal: one row per model."""
+    from rich.table import Table
+
+    table = Table(
+        title=f"{collections[0].stamp}: TAGF and baselines, best validation CCC",
+        caption="mean ± population std across folds; P = (CCC_V + CCC_A) / 2.",
+    )
+    for name in ("model", "valence CCC", "arousal CCC", "P"):
+        table.add_column(name, justify="left" if name == "model" else "right")
+    for row in _model_rows(collections):
+        table.add_row(row["model"], _model_cell(row, "valence"), _model_cell(row, "arousal"), row["p"] or "–")
+    return table
 
 
 # ---- the challenge submission ----------------------------------------------------------------------------------

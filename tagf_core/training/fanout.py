@@ -29,7 +29,7 @@ from tagf_core.config import TagfConfig
 from tagf_core.data.folds import split_fold
 from tagf_core.data.layout import read_manifest
 from tagf_core.errors import TagfError
-from tagf_core.training.run import RunPaths, RunSpec
+from tagf_core.training.run import RunPaths, RunSpec, run_config
 
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[Executor, ...] = ("local", "ray")
@@ -168,6 +168,7 @@ def launch_runs(
     folds: Sequence[int],
     emotions: Sequence[str],
     *,
+    models: Sequence[str] = ("tagf",),
     resume: bool,
     overwrite: bool,
     debug: bool,
@@ -189,7 +190,12 @@ def launch_runs(
     if executor not in EXECUTORS:
         raise TagfError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
     cfg = absolute_config(cfg)
-    specs = [RunSpec(stamp, fold, emotion) for fold in folds for emotion in emotions]  # type: ignore[arg-type]
+    specs = [
+        RunSpec(stamp, fold, emotion, model)  # type: ignore[arg-type]
+        for fold in folds
+        for emotion in emotions
+        for model in models
+    ]
     tracking = TrackingTarget(
         absolute_tracking_uri(resolve_tracking_uri(cfg.tracking.tracking_uri)),
         cfg.tracking.experiment_name,
@@ -207,7 +213,7 @@ def launch_runs(
     launch, commit = new_launch(), git_commit()
     jobs = [
         FoldJob(
-            cfg,
+            run_config(cfg, spec),
             spec,
             tracking,
             parent,
@@ -215,7 +221,8 @@ def launch_runs(
                 "stamp": stamp,
                 "fold": str(spec.fold),
                 "emotion": spec.emotion,
-                "backbone": cfg.train.backbone,
+                "model": spec.model,
+                "backbone": run_config(cfg, spec).train.backbone,
                 "git_commit": commit,
                 "executor": executor,
             },

@@ -37,8 +37,11 @@ from tagf_core.data.layout import FRAMES_FILE, MANIFEST_NAME, TrialRecord, read_
 from tagf_core.data.windows import Window, average_window_predictions
 from tagf_core.errors import TagfError
 from tagf_core.model import TAGFModel, build_tagf_from_config
+from tagf_core.model.probe import RidgeProbe
 from tagf_core.model.reference_weights import load_backbone_weights
+from tagf_core.model.tagf import Fusion
 from tagf_core.tracking.tracker import Tracker, tracked
+from tagf_core.training.batchnorm import batchnorm_layers, recompute_batchnorm
 from tagf_core.training.checkpoint import (
     capture_rng,
     load_checkpoint,
@@ -48,8 +51,9 @@ from tagf_core.training.checkpoint import (
     save_torch,
 )
 from tagf_core.training.loss import ccc_loss, concordance, regression_metrics
+from tagf_core.training.probe import RIDGE_ALPHAS, fit_probe_path
 from tagf_core.training.release import ReleaseController
-from tagf_core.training.run import RunPaths, RunSpec
+from tagf_core.training.run import PROBE_MODALITIES, RunPaths, RunSpec, run_config
 from tagf_core.training.schedule import WarmupPlateauSchedule
 
 log = logging.getLogger(__name__)
@@ -108,7 +112,8 @@ class _Setup:
     cfg: TagfConfig
     spec: RunSpec
     paths: RunPaths
-    model: TAGFModel
+    model: TAGFModel | RidgeProbe
+    """TAGF or the concat baseline (a TAGFModel), or a ridge probe."""
     device: torch.device
     split: FoldSplit
     records: dict[str, TrialRecord]
@@ -119,6 +124,8 @@ class _Setup:
     frozen: bool
     forward: Callable[..., Tensor]
     """The model's forward for a batch (``forward_from_embeddings`` in frozen mode), compiled if train.compile."""
+    batchnorm: list[nn.modules.batchnorm._BatchNorm]
+    """The BatchNorm layers the forward runs (not the backbones' in frozen mode): what precise statistics recompute."""
 
 
 # ---- entry point ------------------------------------------------------------------------------------------
@@ -143,6 +150,7 @@ def train_run(
     Raises:
         TagfError: bad data, weights or run folder, checked before any training work.
     """
+    cfg = run_config(cfg, spec)
     paths = RunPaths.of(cfg.train.output_root, spec)
     _check_run_folder(paths, resume=resume, overwrite=overwrite)
     checkpoint = load_checkpoint(paths.checkpoint) if resume and paths.checkpoint.exists() else None
@@ -166,7 +174,10 @@ def train_run(
         schedule, controller, optimizer = _restore(setup, checkpoint, state)
         started_epoch = state.next_epoch
         _sync_logged_metrics(tracker, state.history)
-        _fit(setup, tracker, state, schedule, controller, optimizer, callbacks)
+        if isinstance(setup.model, RidgeProbe):
+            _fit_probe(setup, tracker, state, schedule, controller)
+        else:
+            _fit(setup, tracker, state, schedule, controller, optimizer, callbacks)
         _finish(setup, tracker, state)
     return RunResult(
         paths, tracker.run_id, state.best_ccc, state.best_epoch, state.next_epoch, state.stop_reason, started_epoch
@@ -224,9 +235,11 @@ def seed_everything(seed: int) -> None:
     torch.backends.cudnn.benchmark = False
 
 
-def build_model(cfg: TagfConfig) -> TAGFModel:
-    """The model of a run: config sizes, and the backbone weight files of ``train.weights_dir`` if given."""
-    model = build_tagf_from_config(cfg.model, cfg.data.window_len)
+def build_model(cfg: TagfConfig, spec: RunSpec | None = None) -> TAGFModel:
+    """The network of a run (TAGF, or the concat baseline for ``spec.model == "concat"``): config sizes, and the
+    backbone weight files of ``train.weights_dir`` if given. A probe's backbones are this model's too."""
+    fusion: Fusion = "concat" if spec is not None and spec.model == "concat" else "tagf"
+    model = build_tagf_from_config(cfg.model, cfg.data.window_len, fusion)
     weights = cfg.train.weights_dir
     if weights is not None and not Path(weights).is_dir():
         raise TagfError(f"{weights}: weights folder not found (train.weights_dir / --weights-dir)")
@@ -244,7 +257,7 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     split = split_fold(list(records.values()), spec.fold, debug=debug)
     device = resolve_device(cfg.train.device)
     seed_everything(cfg.train.seed)
-    model = build_model(cfg).to(device)  # on the device before the frozen backbones embed the cache
+    model = build_model(cfg, spec).to(device)  # on the device before the frozen backbones embed the cache
     frozen = cfg.train.backbone == "frozen"
     emotion, window_len, hop_len = spec.emotion, cfg.data.window_len, cfg.data.hop_len
     if frozen:
@@ -267,14 +280,18 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
     # ref §2.5: the training windows are shuffled once, after seeding; every epoch sees this order
     train_order = list(range(len(train_set)))  # type: ignore[arg-type]
     random.Random(cfg.train.seed).shuffle(train_order)
+    run_model: TAGFModel | RidgeProbe = model
     forward: Callable[..., Tensor] = model.forward_from_embeddings if frozen else model
-    if cfg.train.compile:
+    if spec.probe:  # the backbones have embedded the cache; the run fits a probe on it
+        run_model = RidgeProbe(PROBE_MODALITIES[spec.model]).to(device)
+        forward = run_model
+    elif cfg.train.compile:
         forward = torch.compile(forward)
     return _Setup(
         cfg=cfg,
         spec=spec,
         paths=paths,
-        model=model,
+        model=run_model,
         device=device,
         split=split,
         records=records,
@@ -284,6 +301,7 @@ def _setup(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, debug: bool) -> _Set
         train_order=train_order,
         frozen=frozen,
         forward=forward,
+        batchnorm=batchnorm_layers(run_model, skip=(model.visual_backbone, model.audio_backbone) if frozen else ()),
     )
 
 
@@ -365,7 +383,12 @@ def _restore(
         train.learning_rate, train.min_epochs, train.plateau_patience, train.plateau_factor
     )
     # frozen mode releases nothing: the epoch-0 milestone only creates the optimizer, the next trigger ends the run
-    stages = () if setup.frozen or not train.gradual_release else setup.model.release_stages()
+    network = setup.model
+    stages = (
+        ()
+        if not isinstance(network, TAGFModel) or setup.frozen or not train.gradual_release
+        else network.release_stages()
+    )
     controller = ReleaseController(
         stages, release_count=train.release_count if stages else 0, milestones=train.milestones,
         min_epochs=train.min_epochs, min_lr=train.min_learning_rate,
@@ -487,8 +510,16 @@ def _fit(
         if callbacks is not None:
             callbacks.on_epoch_start(epoch, train.max_epochs, len(train_loader))
         train_loss, train_ccc = _train_epoch(setup, train_loader, optimizer, schedule, epoch, callbacks)
+        if train.batchnorm_statistics == "precise":  # deviation: statistics of the weights evaluated, dropout off
+            recompute_batchnorm(
+                setup.model,
+                setup.batchnorm,
+                train_loader,
+                lambda b: _forward(setup, b),
+                train.precise_batchnorm_batches,
+            )
         val_loss, predictions = evaluate(setup.model, validate_loader, lambda b: _forward(setup, b))
-        metrics = regression_metrics(*_concatenate(setup, predictions))
+        metrics = regression_metrics(*_concatenate(list(setup.split.validate), predictions))
         previous_best = state.best_ccc  # the plateau compares with the best before this epoch (ref §3.3)
         if metrics["ccc"] > state.best_ccc:  # ref §3.5: model selection on the overall validation CCC
             state.best_ccc, state.best_epoch, state.bad_epochs = metrics["ccc"], epoch, 0
@@ -514,6 +545,46 @@ def _fit(
         if callbacks is not None:
             callbacks.on_epoch_end(row)
     _save(setup, state, schedule, controller, optimizer)
+
+
+def _fit_probe(
+    setup: _Setup,
+    tracker: Tracker,
+    state: _State,
+    schedule: WarmupPlateauSchedule,
+    controller: ReleaseController,
+) -> None:
+    """A ridge probe's steps: one closed-form fit per alpha (``RIDGE_ALPHAS``), each evaluated as TAGF's epochs
+    are; the best validation CCC is kept, as TAGF keeps its best epoch. Nothing is random and the whole fit takes
+    seconds, so it is checkpointed once, at the end; a probe killed before that is fitted again on resume."""
+    if state.stop_reason:
+        return
+    state.best_ccc, state.best_epoch, state.history = float("-inf"), -1, []
+    logged = tracker.logged_steps("val/ccc")
+    forward = lambda batch: _forward(setup, batch)  # noqa: E731
+    fits = fit_probe_path(setup.model, setup.train_set, RIDGE_ALPHAS)  # type: ignore[arg-type]
+    for step, (alpha, weights) in enumerate(zip(RIDGE_ALPHAS, fits, strict=True)):
+        started = time.monotonic()
+        setup.model.load_state_dict(weights)
+        train_loss, train_predictions = evaluate(setup.model, _loader(setup, setup.train_set), forward)
+        train_ccc = concordance(*_concatenate(list(setup.split.train), train_predictions))
+        val_loss, predictions = evaluate(setup.model, _loader(setup, setup.validate_set), forward)
+        metrics = regression_metrics(*_concatenate(list(setup.split.validate), predictions))
+        if metrics["ccc"] > state.best_ccc:
+            state.best_ccc, state.best_epoch = metrics["ccc"], step
+            save_torch(setup.paths.best, {"model": weights, "epoch": step, "val_ccc": metrics["ccc"], "alpha": alpha})
+        row = {
+            "epoch": float(step), "release_stage": 0.0, "lr": float("nan"), "train/loss": train_loss,
+            "train/ccc": train_ccc, "val/loss": val_loss, "val/ccc": metrics["ccc"], "val/rmse": metrics["rmse"],
+            "val/pcc": metrics["pcc"], "best_epoch": float(state.best_epoch),
+            "epoch_seconds": time.monotonic() - started,
+        }  # fmt: skip
+        state.history.append(row)
+        state.next_epoch = step + 1
+        if step not in logged:
+            tracker.log_metrics({**_metric_row(row), "probe/alpha": alpha}, step=step)
+    state.stop_reason = "probe_fitted"
+    _save(setup, state, schedule, controller, None)
 
 
 def _train_epoch(
@@ -577,9 +648,11 @@ def evaluate(
     return float(np.mean(losses)), {trial: (predictions[trial], labels[trial]) for trial in predictions}
 
 
-def _concatenate(setup: _Setup, predictions: dict[str, tuple[np.ndarray, np.ndarray]]) -> tuple[np.ndarray, np.ndarray]:
-    """ref §4: "overall" = all validation trials concatenated, in the fold's order."""
-    order = [t for t in setup.split.validate if t in predictions]
+def _concatenate(
+    trials: Sequence[str], predictions: dict[str, tuple[np.ndarray, np.ndarray]]
+) -> tuple[np.ndarray, np.ndarray]:
+    """ref §4: "overall" = all validation trials concatenated, in the fold's order (``trials``)."""
+    order = [t for t in trials if t in predictions]
     return (
         np.concatenate([predictions[t][0] for t in order]),
         np.concatenate([predictions[t][1] for t in order]),
@@ -651,7 +724,7 @@ def _finish(setup: _Setup, tracker: Tracker, state: _State) -> None:
             trial, table[:, 0], table[:, 1], table[:, 2], setup.spec.emotion, paths.plots / f"validate_{trial}.png"
         )
     summary = {
-        "stamp": setup.spec.stamp, "fold": setup.spec.fold, "emotion": setup.spec.emotion,
+        "stamp": setup.spec.stamp, "fold": setup.spec.fold, "emotion": setup.spec.emotion, "model": setup.spec.model,
         "backbone": setup.cfg.train.backbone, "best_val_ccc": state.best_ccc, "best_epoch": state.best_epoch,
         "epochs": state.next_epoch, "stop_reason": state.stop_reason, "run_id": tracker.run_id,
     }  # fmt: skip
@@ -675,12 +748,12 @@ def _finish(setup: _Setup, tracker: Tracker, state: _State) -> None:
 
 def _log_model(setup: _Setup, tracker: Tracker) -> None:
     """The trained network as an MLflow model: the whole model in release mode, the part after the backbones
-    in frozen mode (what was trained; the backbones are the weight files given)."""
+    in frozen mode and the probe itself (what was trained; the backbones are the weight files given)."""
     model = setup.model.eval().cpu()
     length = setup.cfg.data.window_len
     if setup.frozen:
         example = {"video_embeddings": torch.zeros(1, length, 512), "audio_embeddings": torch.zeros(1, length, 128)}
-        tracker.log_model(EmbeddingsModel(model), example, "model")
+        tracker.log_model(EmbeddingsModel(model) if isinstance(model, TAGFModel) else model, example, "model")
     else:
         example = {"video": torch.zeros(1, length, 3, 40, 40), "logmel": torch.zeros(1, length, 96, 64)}
         tracker.log_model(model, example, "model")
@@ -724,6 +797,7 @@ def write_predictions(setup: _Setup, partition: str) -> Path:
 
 def predict_run(cfg: TagfConfig, spec: RunSpec, partition: str) -> Path:
     """Write a trained run's predictions for ``partition`` (validate or extra) again, from its best weights."""
+    cfg = run_config(cfg, spec)
     paths = RunPaths.of(cfg.train.output_root, spec)
     if not paths.best.exists():
         raise TagfError(f"{paths.best}: no best weights; train the run first (`tagf train`)")
@@ -737,6 +811,8 @@ def load_run_model(cfg: TagfConfig, spec: RunSpec) -> TAGFModel:
     paths = RunPaths.of(cfg.train.output_root, spec)
     if not paths.best.exists():
         raise TagfError(f"{paths.best}: no best weights; train the run first (`tagf train`)")
-    model = build_model(cfg)
+    if spec.probe:
+        raise TagfError(f"{paths.folder}: a {spec.model} probe reads cached embeddings, not images; use --partition")
+    model = build_model(cfg, spec)
     model.load_state_dict(load_torch(paths.best, "best weights")["model"], strict=cfg.train.backbone != "frozen")
     return model.eval()

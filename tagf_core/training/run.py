@@ -15,6 +15,17 @@ from tagf_core.errors import TagfError
 
 Emotion = Literal["valence", "arousal"]
 EMOTIONS: tuple[Emotion, ...] = ("valence", "arousal")
+ModelName = Literal["tagf", "concat", "ridge", "ridge-video", "ridge-audio"]
+MODELS: tuple[ModelName, ...] = ("tagf", "concat", "ridge", "ridge-video", "ridge-audio")
+"""What a run trains: TAGF (the default), or a baseline to hold it against on the same fold —
+concat: the TCNs and head of TAGF on the concatenated streams, without cross-attention or gate;
+ridge, ridge-video, ridge-audio: a per-frame linear probe on the frozen-backbone embeddings of both
+modalities, the face's or the voice's (closed form, seconds)."""
+PROBE_MODALITIES: dict[str, tuple[Literal["video", "audio"], ...]] = {
+    "ridge": ("video", "audio"),
+    "ridge-video": ("video",),
+    "ridge-audio": ("audio",),
+}
 _STAMP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -29,26 +40,42 @@ def check_stamp(stamp: str) -> str:
 
 @dataclass(frozen=True)
 class RunSpec:
-    """One training run: a stamp (the experiment's name), a fold and an emotion."""
+    """One training run: a stamp (the experiment's name), a fold, an emotion and the model trained."""
 
     stamp: str
     fold: int
     emotion: Emotion
+    model: ModelName = "tagf"
 
     def __post_init__(self) -> None:
         check_stamp(self.stamp)
         check_fold(self.fold)
         if self.emotion not in EMOTIONS:
             raise TagfError(f"emotion {self.emotion!r} is not one of {', '.join(EMOTIONS)}")
+        if self.model not in MODELS:
+            raise TagfError(f"model {self.model!r} is not one of {', '.join(MODELS)}")
 
     @property
     def name(self) -> str:
-        return f"fold{self.fold}-{self.emotion}"
+        """``fold<K>-<emotion>`` for TAGF, ``fold<K>-<emotion>-<model>`` for a baseline."""
+        return f"fold{self.fold}-{self.emotion}" + ("" if self.model == "tagf" else f"-{self.model}")
+
+    @property
+    def probe(self) -> bool:
+        """A ridge probe: fitted in closed form on the frozen-backbone embeddings, whatever train.backbone says."""
+        return self.model in PROBE_MODALITIES
+
+
+def run_config(cfg: TagfConfig, spec: RunSpec) -> TagfConfig:
+    """The configuration a run of ``spec`` trains with: a probe always reads the frozen-backbone embeddings."""
+    if spec.probe and cfg.train.backbone != "frozen":
+        return cfg.model_copy(update={"train": cfg.train.model_copy(update={"backbone": "frozen"})})
+    return cfg
 
 
 @dataclass(frozen=True)
 class RunPaths:
-    """``<output_root>/<stamp>/fold<K>-<emotion>/`` and the files in it."""
+    """``<output_root>/<stamp>/<spec.name>/`` and the files in it."""
 
     folder: Path
 

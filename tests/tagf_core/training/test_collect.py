@@ -15,8 +15,11 @@ from tagf_core.errors import TagfError
 from tagf_core.training.collect import (
     CollectedRuns,
     collect_runs,
+    compare_models,
     read_extra_predictions,
+    render_model_table,
     render_table,
+    write_model_comparison,
     write_submission,
     write_summary,
 )
@@ -33,9 +36,10 @@ def make_run(
     ccc: float,
     predictions: Mapping[str, Sequence[float]] | None = None,
     stamp: str = STAMP,
+    model: str = "tagf",
 ) -> Path:
     """A finished run folder as the training loop leaves it (summary.json and unseen-partition predictions)."""
-    folder = root / stamp / f"fold{fold}-{emotion}"
+    folder = root / stamp / (f"fold{fold}-{emotion}" + ("" if model == "tagf" else f"-{model}"))
     (folder / "predictions" / "extra").mkdir(parents=True)
     summary = {
         "fold": fold,
@@ -43,6 +47,7 @@ def make_run(
         "best_val_ccc": ccc,
         "best_epoch": 10 + fold,
         "run_id": f"r{fold}{emotion[0]}",
+        **({} if model == "tagf" else {"model": model}),  # summaries from before baselines have no model key
     }
     (folder / "summary.json").write_text(json.dumps(summary))
     for trial, values in (predictions or {}).items():
@@ -199,7 +204,7 @@ def test_prediction_files_must_be_for_their_emotion(tmp_path: Path) -> None:
 def test_a_stamp_without_finished_runs_names_the_folder(tmp_path: Path) -> None:
     root = tmp_path / "outputs"
     (root / "empty" / "fold0-valence").mkdir(parents=True)
-    with pytest.raises(TagfError, match=r"outputs/empty: no finished runs.*fold0-valence"):
+    with pytest.raises(TagfError, match=r"outputs/empty: no finished tagf runs.*fold0-valence"):
         collect_runs(root, "empty")
     with pytest.raises(TagfError, match=r"outputs/nope: no such stamp folder \(stamps there: empty\)"):
         collect_runs(root, "nope")
@@ -216,3 +221,37 @@ def test_collected_runs_are_frozen(outputs: Path) -> None:
     collected: CollectedRuns = collect_runs(outputs, STAMP)
     with pytest.raises(AttributeError):
         collected.stamp = "other"  # type: ignore[misc]
+
+
+def test_baseline_runs_sit_beside_tagf_and_are_compared_model_by_model(outputs: Path) -> None:
+    make_run(outputs, 0, "valence", 0.9, model="ridge")
+    make_run(outputs, 0, "arousal", 0.8, model="ridge")
+    make_run(outputs, 1, "valence", 0.2, model="concat")
+    tagf = collect_runs(outputs, STAMP)
+    assert {r.model for r in tagf.runs} == {"tagf"} and len(tagf.runs) == 5  # the TAGF table is unchanged
+    ridge = collect_runs(outputs, STAMP, "ridge")
+    assert [(r.fold, r.emotion, r.best_val_ccc) for r in ridge.runs] == [(0, "valence", 0.9), (0, "arousal", 0.8)]
+    assert ridge.mean_score == pytest.approx(0.85)
+    models = compare_models(outputs, STAMP)
+    assert [c.model for c in models] == ["tagf", "concat", "ridge"]
+    csv_path, md_path = write_model_comparison(models, outputs / STAMP)
+    rows = list(csv.DictReader(csv_path.open()))
+    assert [r["model"] for r in rows] == ["tagf", "concat", "ridge"]
+    assert rows[0]["valence_ccc"] == f"{np.mean([0.5, 0.7, 0.3]):.4f}" and rows[0]["valence_folds"] == "3"
+    assert rows[1]["arousal_ccc"] == "" and rows[1]["p"] == ""
+    assert "| ridge | 0.9000 (1 fold) | 0.8000 (1 fold) | 0.8500 |" in md_path.read_text()
+    Console(width=120, record=True).print(render_model_table(models))
+
+
+def test_collecting_a_model_without_runs_names_the_models_there(outputs: Path) -> None:
+    make_run(outputs, 0, "valence", 0.9, model="ridge-audio")
+    with pytest.raises(TagfError, match=r"no finished concat runs.*runs of tagf, ridge-audio are there"):
+        collect_runs(outputs, STAMP, "concat")
+
+
+def test_a_summary_whose_model_disagrees_with_its_folder_is_refused(outputs: Path) -> None:
+    folder = make_run(outputs, 0, "valence", 0.9, model="ridge")
+    summary = json.loads((folder / "summary.json").read_text())
+    (folder / "summary.json").write_text(json.dumps({**summary, "model": "concat"}))
+    with pytest.raises(TagfError, match="model concat, but lies in fold0-valence-ridge"):
+        collect_runs(outputs, STAMP, "ridge")

@@ -21,6 +21,7 @@ from tagf_core.data.layout import (
     TrialRecord,
     write_manifest,
 )
+from tagf_core.data.windows import list_windows
 from tagf_core.errors import TagfError
 from tagf_core.tracking.tracker import InMemoryTracker
 from tagf_core.training.checkpoint import load_torch
@@ -211,3 +212,76 @@ def test_a_compiled_forward_trains_and_is_recorded(processed: Path, tmp_path: Pa
     result = _run(_config(processed, tmp_path, max_epochs=2, compile=True), tracker)
     assert result.epochs_run == 2 and math.isfinite(result.best_val_ccc)
     assert tracker.params["train.compile"] == "True" and tracker.models  # the logged model is the plain module
+
+
+def _checkpoint_model(root: Path, spec: RunSpec) -> dict[str, torch.Tensor]:
+    return load_torch(RunPaths.of(root, spec).checkpoint, "checkpoint")["model"]
+
+
+def test_precise_batchnorm_recomputes_the_statistics_each_epoch_and_the_reference_mode_does_not(
+    processed: Path, tmp_path: Path
+) -> None:
+    """precise (the default): before every evaluation the BatchNorm statistics are recomputed over all training
+    batches, so the checkpoint holds exactly that count; running (the reference, ref §3.5) keeps momentum
+    averages that the greedy reload resets to the best epoch's."""
+    spec = RunSpec("test", 0, "valence")
+    lengths = {name: length for name, partition, length in TRIALS if partition == "train"}
+    batches = math.ceil(len(list_windows(lengths, 16, 8)) / 4)
+    _run(_config(processed, tmp_path / "precise"), InMemoryTracker())
+    precise = _checkpoint_model(tmp_path / "precise", spec)
+    for name in ("video_norm", "audio_norm", "head.norm"):
+        assert int(precise[f"{name}.num_batches_tracked"]) == batches
+    best = load_torch(RunPaths.of(tmp_path / "precise", spec).best, "best")["model"]
+    assert int(best["head.norm.num_batches_tracked"]) == batches  # the best weights carry their own statistics
+    tracker = InMemoryTracker()
+    _run(_config(processed, tmp_path / "running", batchnorm_statistics="running"), tracker)
+    running = _checkpoint_model(tmp_path / "running", spec)
+    best_epoch = int(json.loads(RunPaths.of(tmp_path / "running", spec).summary.read_text())["best_epoch"])
+    # the reference: one update per step up to the best epoch, then reloaded with the best weights
+    assert int(running["head.norm.num_batches_tracked"]) == batches * (best_epoch + 1)
+    assert tracker.params["train.batchnorm_statistics"] == "running"
+
+
+@pytest.mark.parametrize("model", ["concat", "ridge", "ridge-video", "ridge-audio"])
+def test_a_baseline_is_a_run_beside_tagf_with_the_same_files_and_metrics(
+    processed: Path, tmp_path: Path, model: str
+) -> None:
+    spec = RunSpec("test", 0, "valence", model)  # type: ignore[arg-type]
+    tracker = InMemoryTracker()
+    result = train_run(_config(processed, tmp_path), spec, lambda run_id: tracker)
+    paths = RunPaths.of(tmp_path, spec)
+    assert paths.folder.name == f"fold0-valence-{model}" and result.paths == paths
+    summary = json.loads(paths.summary.read_text())
+    assert summary["model"] == model and summary["best_val_ccc"] == pytest.approx(result.best_val_ccc)
+    assert {"train/loss", "train/ccc", "val/loss", "val/ccc", "val/rmse", "val/pcc"} <= {
+        k for k, _, _ in tracker.metrics
+    }
+    assert math.isfinite(result.best_val_ccc) and tracker.models
+    assert len((paths.predictions("validate") / "v.csv").read_text().splitlines()) == 1 + 28
+    assert (paths.predictions("extra") / "x.txt").read_text().splitlines()[0] == "valence"
+    weights = load_torch(paths.best, "best")["model"]
+    if model == "concat":
+        assert not any(k.startswith(("cross_attention.", "video_gate.")) for k in weights)
+        assert result.stop_reason != "probe_fitted"
+    else:
+        assert set(weights) == {"mean", "scale", "weight", "bias"}
+        assert result.stop_reason == "probe_fitted" and len(tracker.metric("probe/alpha")) == 8
+        assert tracker.metric("val/ccc")[result.best_epoch] == pytest.approx(result.best_val_ccc)
+
+
+def test_a_probe_fitted_again_on_resume_logs_no_step_twice(processed: Path, tmp_path: Path) -> None:
+    spec = RunSpec("test", 0, "arousal", "ridge")
+    tracker = InMemoryTracker()
+    first = train_run(_config(processed, tmp_path), spec, lambda run_id: tracker)
+    RunPaths.of(tmp_path, spec).checkpoint.unlink()  # as if killed before the probe's single checkpoint
+    again = train_run(_config(processed, tmp_path), spec, lambda run_id: tracker, resume=True)
+    assert again.best_val_ccc == first.best_val_ccc
+    assert [step for key, _, step in tracker.metrics if key == "val/ccc"] == list(range(8))
+
+
+def test_a_probe_runs_on_the_embeddings_even_when_the_config_says_release(processed: Path, tmp_path: Path) -> None:
+    spec = RunSpec("test", 0, "valence", "ridge")
+    tracker = InMemoryTracker()
+    train_run(_config(processed, tmp_path, backbone="release"), spec, lambda run_id: tracker)
+    assert tracker.params["train.backbone"] == "frozen"
+    assert 'backbone = "frozen"' in RunPaths.of(tmp_path, spec).config.read_text()
