@@ -60,10 +60,6 @@ def recompute_batchnorm(
         layer.reset_running_stats()
         layer.momentum = None  # cumulative moving average: every batch weighs the same
         layer.train()
-    import os
-
-    if os.environ.get("EXP_PBN_TRAIN"):
-        model.train()
     used = 0
     try:
         with torch.no_grad():

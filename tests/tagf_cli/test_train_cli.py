@@ -106,6 +106,40 @@ def test_train_both_emotions_then_resume_predict_and_collect(
     assert table[0] == "frame,time_s,valence,arousal" and len(table) > 30
 
 
+def test_baselines_are_child_runs_beside_tagf_and_collect_compares_them(workspace: Path, mlflow_store: str) -> None:
+    from mlflow.tracking import MlflowClient
+
+    outputs = workspace / "outputs"
+    out = _invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "models",
+                  "--model", "tagf", "--model", "ridge", "--model", "ridge-audio", "--max-epochs", "1",
+                  "--config", str(workspace / "run.toml"), "--output-root", str(outputs))  # fmt: skip
+    assert "TAGF and baselines" in out
+    client = MlflowClient(mlflow_store)
+    experiment = client.get_experiment_by_name("tagf")
+    assert experiment is not None
+    runs = client.search_runs([experiment.experiment_id], "tags.stamp = 'models'")
+    parent = client.search_runs([experiment.experiment_id], "tags.`tagf.role` = 'parent'")
+    parent_id = next(r.info.run_id for r in parent if r.info.run_name == "models")
+    children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id}
+    assert set(children) == {f"fold0-{e}{m}" for e in ("valence", "arousal") for m in ("", "-ridge", "-ridge-audio")}
+    ridge = children["fold0-arousal-ridge"]
+    assert ridge.data.tags["model"] == "ridge" and ridge.data.tags["backbone"] == "frozen"
+    assert {"val/ccc", "val/rmse", "val/pcc", "train/ccc", "best/val_ccc", "probe/alpha"} <= set(ridge.data.metrics)
+    assert len(client.get_metric_history(ridge.info.run_id, "val/ccc")) == 8
+
+    out = _invoke("collect", "--stamp", "models", "--output-root", str(outputs))
+    assert "TAGF and baselines" in out
+    table = (outputs / "models" / "models.md").read_text()
+    assert "| tagf |" in table and "| ridge |" in table and "| ridge-audio |" in table
+    out = _invoke("collect", "--stamp", "models", "--model", "ridge", "--output-root", str(outputs))
+    assert "models (ridge): best validation CCC" in out
+    out = _invoke("predict", "--stamp", "models", "--emotion", "arousal", "--model", "ridge-audio",
+                  "--partition", "validate", "--output-root", str(outputs))  # fmt: skip
+    assert "fold0-arousal-ridge-audio" in out.replace("\n", "")
+    refused = runner.invoke(app, ["train", "--data", str(workspace / "processed"), "--model", "lstm"])
+    assert refused.exit_code == 1 and "--model 'lstm' is not one of tagf, concat" in refused.output
+
+
 def test_a_second_train_with_the_same_name_is_refused(workspace: Path, mlflow_store: str) -> None:
     args = ["train", "--data", str(workspace / "processed"), "--stamp", "twice", "--max-epochs", "1",
             "--config", str(workspace / "run.toml"), "--output-root", str(workspace / "outputs")]  # fmt: skip

@@ -1,0 +1,124 @@
+"""`python -m benchmarks.learning [--frames N] [--config FILE] [--out FOLDER]`: does `tagf train` learn what the data holds?
+
+Side by side, in one run, on a small dataset that `tagf synth` did not write (``tests/learning/
+independent_release.py``: 7 training and 2 validation trials; the face carries valence, the voice arousal):
+
+* the ridge probe on the cached frozen-backbone embeddings (`--model ridge`, and per modality),
+* frozen-mode TAGF with the reference's BatchNorm statistics (``train.batchnorm_statistics = "running"``),
+* frozen-mode TAGF with precise statistics (the default), and the concat baseline,
+* both TAGF variants again with the validation trials replaced by copies of two training trials.
+
+Every run goes through the `tagf` command as a user would run it (fold 0, both emotions, ``--config``, by
+default ``configs/demo.toml``). Prints one table of best validation CCC and writes it to ``OUT/learning.md``.
+A benchmark, not a test: nothing is asserted here (the tests in ``tests/learning/`` do that on a smaller set).
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib.util
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from types import ModuleType
+
+REPO = Path(__file__).resolve().parent.parent
+TAGF = [sys.executable, "-m", "tagf_cli"]
+EMOTIONS = ("valence", "arousal")
+
+
+def independent_release() -> ModuleType:
+    path = REPO / "tests" / "learning" / "independent_release.py"
+    spec = importlib.util.spec_from_file_location("tagf_independent_release", path)
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def copy_training_trials_as_validation(raw: Path, train: tuple[str, ...], validate: tuple[str, ...]) -> Path:
+    """A copy of the release whose validation trials are byte-identical copies of two training trials."""
+    copied = raw.parent / f"{raw.name}-copies"
+    shutil.copytree(raw, copied)
+    annotations = copied / "Annotations" / "VA_Estimation_Challenge"
+    for source, target in zip(train[:2], validate, strict=True):
+        shutil.copyfile(annotations / "Train_Set" / f"{source}.txt", annotations / "Validation_Set" / f"{target}.txt")
+        shutil.rmtree(copied / "cropped_aligned" / target)
+        shutil.copytree(copied / "cropped_aligned" / source, copied / "cropped_aligned" / target)
+        (video,) = (copied / "videos").glob(f"{target}.*")
+        (source_video,) = (copied / "videos").glob(f"{source}.*")
+        video.unlink()
+        shutil.copyfile(source_video, video.with_suffix(source_video.suffix))
+    return copied
+
+
+def tagf(*args: str, env: dict[str, str]) -> None:
+    subprocess.run([*TAGF, *args], check=True, env=env, cwd=REPO, stdout=subprocess.DEVNULL)
+
+
+def best_ccc(output_root: Path, stamp: str, emotion: str, model: str) -> tuple[float, int]:
+    name = f"fold0-{emotion}" + ("" if model == "tagf" else f"-{model}")
+    summary = json.loads((output_root / stamp / name / "summary.json").read_text())
+    return float(summary["best_val_ccc"]), int(summary["best_epoch"])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--frames", type=int, default=400, help="frames per trial (the issue's set: 400)")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "demo.toml")
+    parser.add_argument("--out", type=Path, default=None, help="working folder [default: a temporary one]")
+    args = parser.parse_args()
+    work = args.out or Path(tempfile.mkdtemp(prefix="tagf-learning-"))
+    work.mkdir(parents=True, exist_ok=True)
+    env = {
+        **os.environ,
+        "TAGF_TRACKING__TRACKING_URI": f"sqlite:///{work / 'mlflow.db'}",
+        "TAGF_TRACKING__ARTIFACT_ROOT": str(work / "mlruns"),
+        "TAGF_TRAIN__OUTPUT_ROOT": str(work / "outputs"),
+    }
+    release = independent_release().write_release(work / "raw", frames=args.frames, seed=0)
+    copies = copy_training_trials_as_validation(release.out, release.train, release.validate)
+    rows: list[tuple[str, str, str, dict[str, tuple[float, int]]]] = []
+    started = time.monotonic()
+    for data, raw in (("independent", release.out), ("validation = copies of training trials", copies)):
+        processed = work / f"processed-{raw.name}"
+        tagf("preprocess", "--data-root", str(raw), "--out", str(processed), "--workers", "2", env=env)
+        stamp = raw.name.replace("_", "-")
+        runs = [("ridge", "running"), ("ridge-video", "running"), ("ridge-audio", "running")]
+        runs += [("tagf", "running"), ("tagf", "precise")]
+        if raw == release.out:
+            runs.append(("concat", "precise"))
+        for model, statistics in runs:
+            run_stamp = f"{stamp}-{statistics}"
+            tagf(
+                "train", "--data", str(processed), "--fold", "0", "--emotion", "both", "--model", model,
+                "--stamp", run_stamp, "--config", str(args.config),
+                env={**env, "TAGF_TRAIN__BATCHNORM_STATISTICS": statistics},
+            )  # fmt: skip
+            label = model if model.startswith("ridge") else f"{model}, batchnorm_statistics = {statistics}"
+            scores = {e: best_ccc(work / "outputs", run_stamp, e, model) for e in EMOTIONS}
+            rows.append((data, label, f"{time.monotonic() - started:.0f}s", scores))
+            print(f"{data} | {label} | " + " | ".join(f"{e} {c:.3f} (epoch {b})" for e, (c, b) in scores.items()))
+    lines = [
+        f"# Best validation CCC, fold 0, `--config {args.config.name}`, {args.frames} frames per trial",
+        "",
+        "| validation data | model | valence CCC (best epoch) | arousal CCC (best epoch) |",
+        "|---|---|---:|---:|",
+    ]
+    for data, label, _, scores in rows:
+        cells = " | ".join(f"{scores[e][0]:.3f} ({scores[e][1]})" for e in EMOTIONS)
+        lines.append(f"| {data} | {label} | {cells} |")
+    table = "\n".join(lines) + "\n"
+    (work / "learning.md").write_text(table)
+    print(table)
+    print(f"runs, MLflow store and data in {work}")
+
+
+if __name__ == "__main__":
+    main()
