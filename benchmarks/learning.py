@@ -1,4 +1,4 @@
-"""`python -m benchmarks.learning [--frames N] [--config FILE] [--out FOLDER]`: does `tagf train` learn what the data holds?
+"""Does `tagf train` learn what the data holds? `python -m benchmarks.learning [--frames N] [--config F] [--out D]`
 
 Side by side, in one run, on a small dataset that `tagf synth` did not write (``tests/learning/
 independent_release.py``: 7 training and 2 validation trials; the face carries valence, the voice arousal):
