@@ -1,4 +1,4 @@
-"""Does `tagf train` learn what the data holds? `python -m benchmarks.learning [--frames N] [--config F] [--out D]`
+"""Does `tagf train` learn what the data holds? `python -m benchmarks.learning [--frames N] [--config F] [--larger]`
 
 Side by side, in one run, on a small dataset that `tagf synth` did not write (``tests/learning/
 independent_release.py``: 7 training and 2 validation trials; the face carries valence, the voice arousal):
@@ -8,9 +8,12 @@ independent_release.py``: 7 training and 2 validation trials; the face carries v
 * frozen-mode TAGF with precise statistics (the default), and the concat baseline,
 * both TAGF variants again with the validation trials replaced by copies of two training trials.
 
+With ``--larger``, also both BatchNorm modes of TAGF on a larger `tagf synth` set whose epochs have enough
+batches for the reference's running averages to converge (``--larger-trials``, ``--larger-seconds``).
+
 Every run goes through the `tagf` command as a user would run it (fold 0, both emotions, ``--config``, by
-default ``configs/demo.toml``). Prints one table of best validation CCC and writes it to ``OUT/learning.md``.
-A benchmark, not a test: nothing is asserted here (the tests in ``tests/learning/`` do that on a smaller set).
+default ``configs/learning.toml``, the schedule the tests use). Prints one table of best validation CCC and
+writes it to ``OUT/learning.md``. A benchmark, not a test: nothing is asserted here (``tests/learning/`` does).
 """
 
 from __future__ import annotations
@@ -68,10 +71,25 @@ def best_ccc(output_root: Path, stamp: str, emotion: str, model: str) -> tuple[f
     return float(summary["best_val_ccc"]), int(summary["best_epoch"])
 
 
+def batches_per_epoch(run_folder: Path) -> int:
+    """Training batches per epoch of a TAGF run: its precise statistics count one update per batch."""
+    from tagf_core.training.checkpoint import load_torch
+
+    checkpoint = run_folder / "checkpoint.pt"
+    if not checkpoint.exists():
+        return 0
+    tracked = load_torch(checkpoint, "checkpoint")["model"].get("head.norm.num_batches_tracked")
+    config = (run_folder / "config.toml").read_text()
+    return int(tracked) if tracked is not None and 'batchnorm_statistics = "precise"' in config else 0
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--frames", type=int, default=400, help="frames per trial (the issue's set: 400)")
-    parser.add_argument("--config", type=Path, default=REPO / "configs" / "demo.toml")
+    parser.add_argument("--frames", type=int, default=250, help="frames per trial of the independent set")
+    parser.add_argument("--config", type=Path, default=REPO / "configs" / "learning.toml")
+    parser.add_argument("--larger", action="store_true", help="also compare the BatchNorm modes on a larger set")
+    parser.add_argument("--larger-trials", type=int, default=16)
+    parser.add_argument("--larger-seconds", type=float, default=20.0)
     parser.add_argument("--out", type=Path, default=None, help="working folder [default: a temporary one]")
     args = parser.parse_args()
     work = args.out or Path(tempfile.mkdtemp(prefix="tagf-learning-"))
@@ -86,14 +104,19 @@ def main() -> None:
     copies = copy_training_trials_as_validation(release.out, release.train, release.validate)
     rows: list[tuple[str, str, str, dict[str, tuple[float, int]]]] = []
     started = time.monotonic()
-    for data, raw in (("independent", release.out), ("validation = copies of training trials", copies)):
+    sets = [("independent", release.out), ("validation = copies of training trials", copies)]
+    if args.larger:
+        larger = work / "raw-larger"
+        tagf("synth", str(larger), "--trials", str(args.larger_trials), "--seconds", str(args.larger_seconds),
+             "--seed", "0", env=env)  # fmt: skip
+        sets.append((f"tagf synth, {args.larger_trials} trials of {args.larger_seconds:g} s", larger))
+    for data, raw in sets:
         processed = work / f"processed-{raw.name}"
         tagf("preprocess", "--data-root", str(raw), "--out", str(processed), "--workers", "2", env=env)
         stamp = raw.name.replace("_", "-")
-        runs = [("ridge", "running"), ("ridge-video", "running"), ("ridge-audio", "running")]
-        runs += [("tagf", "running"), ("tagf", "precise")]
+        runs = [("ridge", "running"), ("tagf", "running"), ("tagf", "precise")]
         if raw == release.out:
-            runs.append(("concat", "precise"))
+            runs = [("ridge-video", "running"), ("ridge-audio", "running"), *runs, ("concat", "precise")]
         for model, statistics in runs:
             run_stamp = f"{stamp}-{statistics}"
             tagf(
@@ -105,6 +128,9 @@ def main() -> None:
             scores = {e: best_ccc(work / "outputs", run_stamp, e, model) for e in EMOTIONS}
             rows.append((data, label, f"{time.monotonic() - started:.0f}s", scores))
             print(f"{data} | {label} | " + " | ".join(f"{e} {c:.3f} (epoch {b})" for e, (c, b) in scores.items()))
+            batches = batches_per_epoch(work / "outputs" / run_stamp / "fold0-valence")
+            if batches:
+                print(f"  {batches} training batches per epoch (capped at train.precise_batchnorm_batches)")
     lines = [
         f"# Best validation CCC, fold 0, `--config {args.config.name}`, {args.frames} frames per trial",
         "",
