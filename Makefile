@@ -19,7 +19,8 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/tagf synth $(DEMO)/raw --trials 8 --seconds 12 --seed 0
 	$(BIN)/tagf preprocess --data-root $(DEMO)/raw --out $(DEMO)/processed
-	$(BIN)/tagf train --data $(DEMO)/processed --fold 0 --emotion both --stamp demo --config configs/demo.toml --overwrite
+	$(BIN)/tagf train --data $(DEMO)/processed --fold 0 --emotion both --stamp demo --config configs/demo.toml --overwrite \
+		--model all
 	$(BIN)/tagf predict --stamp demo --fold 0 --emotion valence --partition extra
 	$(BIN)/tagf predict --stamp demo --fold 0 --emotion arousal --partition extra
 	$(BIN)/tagf collect --stamp demo --sample-file $(DEMO)/raw/ICCV_9th_ABAW_VA_test_set_sample.txt
