@@ -23,7 +23,7 @@ from tagf_synth.plan import TrialPlan, VideoPlan
 from tagf_synth.voice import SAMPLE_RATE
 
 DESCRIPTION_FORMAT = "tagf-synth"
-GENERATOR_VERSION = 1
+GENERATOR_VERSION = 2
 """Bump when the same arguments would produce different data."""
 
 NOTE = (

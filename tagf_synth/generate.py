@@ -47,7 +47,7 @@ MAX_SECONDS = 600.0  # a trial's audio is synthesised in memory: 10 minutes take
 MAX_TRIALS = 999
 JPEG_QUALITY = 92
 _CROPS_IN_FLIGHT = 64
-_TWO_VOICE_GAIN = 0.7  # two people talking at once: keep the mix from clipping
+_TWO_VOICE_GAIN = 0.6  # two people talking at once: keep the mix from clipping
 
 # Purposes of the per-video random streams (see the module docstring).
 _ROOM, _PEOPLE, _VOICES, _PIXEL_NOISE, _ROOM_NOISE = range(5)
@@ -191,7 +191,7 @@ def _soundtrack(plan: VideoPlan, people: tuple[Person, ...], noise_level: float,
     mix = np.zeros(samples, dtype=np.float32)
     for member, person in enumerate(people):
         rng = _stream(seed, number, _VOICES, member)
-        mix += synthesize_voice(rng, person.labels, person.speaking, plan.fps, person.voice)
+        mix += synthesize_voice(rng, person.voice_expression, person.speaking, plan.fps, person.voice)
     if len(people) > 1:
         mix *= _TWO_VOICE_GAIN
     return mix + room_noise(_stream(seed, number, _ROOM_NOISE), samples, noise_level)

@@ -3,7 +3,8 @@
 Real Aff-Wild2 annotations are smooth traces in [-1, 1] with ``-5,-5`` rows where no annotation exists.
 Here each emotion is a per-trial offset plus a few slow sinusoids, clipped to [-1, 1], and the ``-5`` rows
 come in three blocks: at the start, in the middle (the block that checks preprocessing keeps labels and
-frames aligned after dropping rows) and at the end.
+frames aligned after dropping rows) and at the end. These curves are what a person feels;
+``tagf_synth.person`` lets face and voice depart from them and writes the mean of the two as the annotation.
 """
 
 from __future__ import annotations
@@ -21,21 +22,36 @@ DECIMALS = 3  # the official files use a handful of decimals; 3 keeps files smal
 _SLOWEST_HZ = 0.06
 _FASTEST_HZ = 0.45
 _COMPONENTS = 3
+_OFFSET = 0.35  # per-trial offset of each emotion, uniform in ±this
+_SWING = (0.5, 0.8)  # total amplitude of the sinusoids: curves use most of [-1, 1]
 
 
 def va_curves(rng: np.random.Generator, frames: int, fps: Fraction) -> np.ndarray:
     """Return a ``frames × 2`` float array of (valence, arousal), smooth in time and within [-1, 1]."""
+    return np.clip(slow_curves(rng, frames, fps, offset=_OFFSET, swing=_SWING), -1.0, 1.0)
+
+
+def slow_curves(
+    rng: np.random.Generator,
+    frames: int,
+    fps: Fraction,
+    *,
+    offset: float,
+    swing: tuple[float, float],
+) -> np.ndarray:
+    """``frames × 2``, unclipped: per column an offset in ±``offset`` plus three sinusoids (periods 2–17 s)
+    whose amplitudes add up to a total drawn from ``swing``. Also draws the face's and voice's departures."""
     t = np.arange(frames) / float(fps)
     columns = []
     for _emotion in range(2):
-        offset = rng.uniform(-0.35, 0.35)
-        swing = rng.uniform(0.5, 0.8)  # total amplitude of the sinusoids: curves use most of [-1, 1]
+        shift = rng.uniform(-offset, offset)
+        total = rng.uniform(*swing)
         weights = rng.uniform(0.3, 1.0, _COMPONENTS)
-        amplitudes = swing * weights / weights.sum()
+        amplitudes = total * weights / weights.sum()
         freqs = np.exp(rng.uniform(np.log(_SLOWEST_HZ), np.log(_FASTEST_HZ), _COMPONENTS))
         phases = rng.uniform(0.0, 2.0 * np.pi, _COMPONENTS)
-        curve = offset + (amplitudes[:, None] * np.sin(2.0 * np.pi * freqs[:, None] * t[None, :] + phases[:, None]))
-        columns.append(np.clip(curve.sum(axis=0), -1.0, 1.0))
+        waves = amplitudes[:, None] * np.sin(2.0 * np.pi * freqs[:, None] * t[None, :] + phases[:, None])
+        columns.append(shift + waves.sum(axis=0))
     return np.stack(columns, axis=1)
 
 

@@ -92,7 +92,7 @@ def render_frame(scene: Scene, people: Sequence[Person], frame: int, rng: np.ran
     for person, (cx, cy) in zip(people, scene.face_centres, strict=True):
         dx, dy = person.head_motion[frame] * s
         centre = (cx + dx, cy + dy)
-        valence, arousal = person.labels[frame]
+        valence, arousal = person.face_expression[frame]
         draw_face(canvas, centre, s, person.identity, valence, arousal)
         hidden = int(person.hidden[frame])
         if hidden != NOT_HIDDEN:
@@ -128,7 +128,7 @@ def render_crop(view: CropView, scene: Scene, person: Person, frame: int, rng: n
     """The 112×112 aligned face of ``person`` at ``frame`` (call only where ``person.has_crop``)."""
     canvas = view.room.copy()
     dx, dy = person.crop_jitter[frame] * CROP_FACE_HALF_HEIGHT
-    valence, arousal = person.labels[frame]
+    valence, arousal = person.face_expression[frame]
     centre = (CROP_FACE_CENTRE[0] + dx, CROP_FACE_CENTRE[1] + dy)
     draw_face(canvas, centre, CROP_FACE_HALF_HEIGHT, person.identity, valence, arousal)
     return _photograph(canvas, view.light, float(scene.flicker[frame]), scene, rng)

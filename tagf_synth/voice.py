@@ -1,11 +1,12 @@
-"""A voice-like harmonic signal whose prosody follows arousal (and partly valence), plus room noise.
+"""A voice-like harmonic signal whose prosody follows arousal and whose timbre follows valence, plus room noise.
 
-Per sample, the per-frame labels are interpolated and drive:
+Per sample, the per-frame (valence, arousal) the voice expresses are interpolated and drive:
 
 * pitch: ``base · 2^(0.45·arousal + 0.12·valence)`` octaves, with a slow intonation wobble;
-* loudness: ×4.6 from arousal -1 to +1 (about 13 dB);
+* loudness: ×16 from arousal -1 to +1 (24 dB);
 * syllable rate: 2.5 to 5 syllables per second with arousal;
-* brightness (spectral tilt of the harmonics): brighter for positive valence.
+* brightness (spectral tilt of the harmonics, ``h^-(1.3 - valence)``): dull for negative valence, bright for
+  positive.
 
 Syllables are raised-cosine bursts, each with its own vowel (two formant resonances scaled by the
 speaker's vocal-tract factor). Frames where the person does not speak are silent apart from the room
@@ -23,7 +24,8 @@ SAMPLE_RATE = 16_000  # what VGGish-style audio features expect; keeps the files
 
 PITCH_OCTAVES_PER_AROUSAL = 0.45
 PITCH_OCTAVES_PER_VALENCE = 0.12
-LOUDNESS_OCTAVES_PER_AROUSAL = 1.1  # amplitude ×4.6 (13 dB) from arousal -1 to +1
+LOUDNESS_OCTAVES_PER_AROUSAL = 2.0  # amplitude ×16 (24 dB) from arousal -1 to +1
+TILT_PER_VALENCE = 1.0  # spectral tilt h^-(1.3 - this·valence): from 2.3 (dull) to 0.3 (bright)
 _HARMONICS = 28
 _HIGHEST_HARMONIC_HZ = 6_500.0  # stay clear of the 8 kHz Nyquist limit: no aliasing
 _CONTROL_STEP = 40  # samples between updates of the harmonic weights (2.5 ms at 16 kHz)
@@ -71,9 +73,10 @@ def synthesize_voice(
     voice: VoiceIdentity,
     sample_rate: int = SAMPLE_RATE,
 ) -> np.ndarray:
-    """One speaker's voice, float32 in about [-0.5, 0.5], as long as the ``len(labels)`` video frames.
+    """One speaker's voice, float32 within about [-0.8, 0.8], as long as the ``len(labels)`` video frames.
 
-    ``labels`` is ``frames × 2`` (valence, arousal); ``speaking`` marks the frames with speech.
+    ``labels`` is ``frames × 2``: the (valence, arousal) the voice expresses; ``speaking`` marks the frames with
+    speech.
     """
     frames = len(labels)
     samples = samples_for_frames(frames, fps, sample_rate)
@@ -98,11 +101,11 @@ def synthesize_voice(
     # Harmonic weights change slowly: compute them every _CONTROL_STEP samples and interpolate.
     control = np.arange(0, samples, _CONTROL_STEP)
     formants = _VOWEL_FORMANTS[vowels[syllable_index[control]]] * voice.vocal_tract  # controls × 2
-    weights = _harmonic_weights(pitch[control], formants, 1.3 - 0.5 * valence[control])
+    weights = _harmonic_weights(pitch[control], formants, 1.3 - TILT_PER_VALENCE * valence[control])
     voiced = _harmonics(phase, control, weights)
     breath = rng.normal(0.0, 0.04, samples)  # a little aspiration noise keeps it from sounding like an organ
 
-    loudness = 0.2 * voice.loudness * np.exp2(LOUDNESS_OCTAVES_PER_AROUSAL * arousal)
+    loudness = 0.16 * voice.loudness * np.exp2(LOUDNESS_OCTAVES_PER_AROUSAL * arousal)
     gate = _smooth_gate(speaking[frame_of_sample(samples, fps, sample_rate)], sample_rate)
     return ((voiced + breath) * envelope * loudness * gate).astype(np.float32)
 

@@ -1,4 +1,4 @@
-"""Does the synthetic set back its README claim that "fusion beats either modality alone"?
+"""Does the synthetic set back its README claim that fusion beats either modality alone?
 
 A linear probe, measured on held-out trials: small hand-made features per preprocessed frame, ridge
 regression fitted on the train trials, concordance correlation (CCC) on the validate and extra trials.
@@ -8,12 +8,17 @@ regression fitted on the train trials, concordance correlation (CCC) on the vali
 * Audio (67 values): the mean of each mel band over the patch's first 10 rows (the 100 ms starting at the
   frame), plus the 10th, 50th and 90th percentiles of the per-row log energy over the whole 0.96 s patch.
   The percentiles stand for the speech level with and without pauses: the band means plus the mean
-  energy follow syllables and pauses more than arousal (audio-only arousal CCC 0.03–0.41 on seeds 0–4,
-  against 0.40–0.76 with the percentiles).
+  energy follow syllables and pauses more than arousal.
 * Every feature is smoothed per trial by a centred 9-frame moving average (about 0.3 s): the labels move
   over seconds, the features flicker with syllables and pixel noise.
 * Ridge: features standardised on the train frames, alpha 100, closed form. A trial without an audio
   track is left out of the audio-only fit (it has no audio to learn from) but kept in the fused one.
+
+What the generator does so that both modalities are needed (``tagf_synth.person``): face and voice each
+show the felt emotion with their own slow departures from it, in opposite directions, and the annotation
+is the mean of the two, so each modality alone carries only part of the label; the face is hidden in
+10–15 % of the frames (one stretch of about 1 s per 8 s trial; no crop, so black after preprocessing)
+while the voice goes on, and the speech pauses fall where the face is visible.
 
 Measured with this probe on ``trials=8, seconds=8`` (5 train trials, 3 held-out), CCC as valence / arousal
 (and, outside the test, on ``trials=20, seconds=12``: 13 train trials, 7 held-out):
@@ -21,22 +26,26 @@ Measured with this probe on ``trials=8, seconds=8`` (5 train trials, 3 held-out)
 =========  ===============  ===============  ===============
 set        visual           audio            fused
 =========  ===============  ===============  ===============
-seed 0     0.780 / 0.945    0.382 / 0.596    0.582 / 0.946
-seed 1     0.899 / 0.946    0.645 / 0.620    0.616 / 0.957
-seed 2     0.830 / 0.764    0.586 / 0.758    0.850 / 0.805
-seed 3     0.808 / 0.680    0.219 / 0.397    0.760 / 0.519
-seed 4     0.682 / 0.913    0.206 / 0.612    0.690 / 0.941
-20×12 s 0  0.845 / 0.922    0.542 / 0.848    0.925 / 0.915
-20×12 s 1  0.865 / 0.908    0.391 / 0.862    0.896 / 0.916
-20×12 s 2  0.952 / 0.878    0.635 / 0.538    0.944 / 0.890
+seed 0     0.560 / 0.776    0.607 / 0.622    0.744 / 0.849
+seed 1     0.730 / 0.680    0.705 / 0.755    0.760 / 0.490
+seed 2     0.754 / 0.697    0.536 / 0.389    0.779 / 0.744
+seed 3     0.803 / 0.693    0.503 / 0.532    0.817 / 0.832
+seed 4     0.639 / 0.620    0.495 / 0.643    0.808 / 0.391
+20×12 s 0  0.814 / 0.755    0.685 / 0.643    0.890 / 0.830
+20×12 s 1  0.805 / 0.752    0.625 / 0.725    0.886 / 0.816
+20×12 s 2  0.749 / 0.639    0.616 / 0.523    0.847 / 0.692
 =========  ===============  ===============  ===============
 
-The audio does carry arousal and part of valence, and fused beats audio alone on arousal. Fused does not
-reliably beat the face alone: on arousal it is +0.001, +0.012, +0.041, −0.160, +0.027 against visual-only
-on seeds 0–4 (−0.007…+0.012 on the larger sets), on valence −0.198, −0.283, +0.019, −0.048, +0.009. The face
-alone already reaches CCC 0.7–0.95, and audio can only add on the 5–8 % of frames where the face is
-hidden, which a linear probe over concatenated features cannot single out. ``test_fusion_beats_the_face_alone``
-states the claim and is marked as an expected failure until the data (or a better probe) backs it.
+Fused beats both modalities alone on valence on every set (by 0.01–0.18 over the face, 0.05–0.31 over the
+voice), and on arousal on seeds 0, 2, 3 and the three larger sets (by 0.05–0.14 over the better modality).
+On seeds 1 and 4 fused arousal falls below both (−0.19 and −0.23 against the face alone): with 5 train
+trials, the one without an audio track holds about a fifth of the fused fit's frames, and its digital
+silence reads as very low arousal to a linear model of loudness, which pulls the audio arousal weights
+down. Left out of every fit (a diagnostic, not what the probe does), seed 1 gives fused arousal 0.80
+against 0.76 (voice) and 0.59 (face), seed 4 0.59 against 0.64 and 0.51. ``test_fusion_beats_the_face_alone``
+and ``test_fusion_beats_the_voice_alone`` check the claim on seed 0. Before the generator's face/voice
+departures and longer hidden stretches, the face alone reached CCC 0.7–0.95 and fused did not beat it
+(valence −0.28…+0.02, arousal −0.16…+0.04 against the face on seeds 0–4).
 """
 
 from __future__ import annotations
@@ -196,7 +205,7 @@ def scores(tmp_path_factory: pytest.TempPathFactory) -> dict[tuple[FeatureSet, E
 
 
 def test_the_face_alone_carries_valence_and_arousal(scores: dict[tuple[FeatureSet, Emotion], float]) -> None:
-    """The probe itself works: seeds 0–4 give visual-only CCC 0.68–0.90 (valence), 0.68–0.95 (arousal)."""
+    """The probe itself works: seeds 0–4 give visual-only CCC 0.56–0.80 (valence), 0.62–0.78 (arousal)."""
     assert scores["visual", "valence"] > 0.5
     assert scores["visual", "arousal"] > 0.5
 
@@ -204,21 +213,18 @@ def test_the_face_alone_carries_valence_and_arousal(scores: dict[tuple[FeatureSe
 def test_the_voice_alone_carries_arousal_and_part_of_valence(
     scores: dict[tuple[FeatureSet, Emotion], float],
 ) -> None:
-    """Seeds 0–4: audio-only arousal CCC 0.40–0.76, valence 0.21–0.65."""
+    """Seeds 0–4: audio-only arousal CCC 0.39–0.76, valence 0.49–0.71."""
     assert scores["audio", "arousal"] > 0.3
     assert scores["audio", "valence"] > 0.15
 
 
-def test_fusion_beats_the_voice_alone_on_arousal(scores: dict[tuple[FeatureSet, Emotion], float]) -> None:
-    """Seeds 0–4: fused arousal CCC beats audio-only by 0.05–0.35."""
+def test_fusion_beats_the_voice_alone(scores: dict[tuple[FeatureSet, Emotion], float]) -> None:
+    """Seed 0: fused beats audio-only by 0.14 (valence) and 0.23 (arousal); see the module docstring."""
+    assert scores["fused", "valence"] > scores["audio", "valence"]
     assert scores["fused", "arousal"] > scores["audio", "arousal"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="the README's claim: with this linear probe the fused features do not beat the face alone "
-    "(seed 0: arousal 0.946 vs 0.945, valence 0.582 vs 0.780); see the module docstring",
-)
 def test_fusion_beats_the_face_alone(scores: dict[tuple[FeatureSet, Emotion], float]) -> None:
+    """Seed 0: fused beats visual-only by 0.18 (valence) and 0.07 (arousal); see the module docstring."""
+    assert scores["fused", "valence"] > scores["visual", "valence"]
     assert scores["fused", "arousal"] > scores["visual", "arousal"]
-    assert scores["fused", "valence"] >= scores["visual", "valence"] - 0.05
