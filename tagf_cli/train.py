@@ -60,8 +60,9 @@ def run_folds(
             f"({result.stop_reason}); run {result.run_id}; files in {result.folder}"
         )
     if executor == "ray" or len(results) > 1:
-        for model in models:
-            Console().print(render_table(collect_runs(cfg.train.output_root, stamp, model)))
+        Console().print(
+            render_table(collect_runs(cfg.train.output_root, stamp, models[0]))
+        )  # `collect --model` shows the others
         if len(models) > 1:
             Console().print(render_model_table(compare_models(cfg.train.output_root, stamp)))
 
