@@ -97,14 +97,18 @@ def test_tracked_marks_failed_or_killed_and_reraises(error: BaseException, statu
 
 
 def test_sigterm_ends_the_run_killed_and_the_handler_is_restored() -> None:
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
-    tracker = InMemoryTracker()
-    with pytest.raises(SystemExit) as exit_info, tracked(tracker):
-        os.kill(os.getpid(), signal.SIGTERM)
-        time.sleep(5)  # the handler's SystemExit interrupts the sleep at once
-    assert exit_info.value.code == 128 + signal.SIGTERM
-    assert tracker.status == "KILLED"
-    assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    # a test before this one in the same worker may have left a handler (ray.init installs one): start clean
+    earlier = signal.signal(signal.SIGTERM, signal.SIG_DFL)
+    try:
+        tracker = InMemoryTracker()
+        with pytest.raises(SystemExit) as exit_info, tracked(tracker):
+            os.kill(os.getpid(), signal.SIGTERM)
+            time.sleep(5)  # the handler's SystemExit interrupts the sleep at once
+        assert exit_info.value.code == 128 + signal.SIGTERM
+        assert tracker.status == "KILLED"
+        assert signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    finally:
+        signal.signal(signal.SIGTERM, earlier)
 
 
 class _CloseFails(InMemoryTracker):
