@@ -23,7 +23,6 @@ import argparse
 import importlib.util
 import json
 import os
-import shutil
 import subprocess
 import sys
 import tempfile
@@ -44,22 +43,6 @@ def independent_release() -> ModuleType:
     sys.modules[spec.name] = module
     spec.loader.exec_module(module)
     return module
-
-
-def copy_training_trials_as_validation(raw: Path, train: tuple[str, ...], validate: tuple[str, ...]) -> Path:
-    """A copy of the release whose validation trials are byte-identical copies of two training trials."""
-    copied = raw.parent / f"{raw.name}-copies"
-    shutil.copytree(raw, copied)
-    annotations = copied / "Annotations" / "VA_Estimation_Challenge"
-    for source, target in zip(train[:2], validate, strict=True):
-        shutil.copyfile(annotations / "Train_Set" / f"{source}.txt", annotations / "Validation_Set" / f"{target}.txt")
-        shutil.rmtree(copied / "cropped_aligned" / target)
-        shutil.copytree(copied / "cropped_aligned" / source, copied / "cropped_aligned" / target)
-        (video,) = (copied / "videos").glob(f"{target}.*")
-        (source_video,) = (copied / "videos").glob(f"{source}.*")
-        video.unlink()
-        shutil.copyfile(source_video, video.with_suffix(source_video.suffix))
-    return copied
 
 
 def tagf(*args: str, env: dict[str, str]) -> None:
@@ -102,8 +85,9 @@ def main() -> None:
         "TAGF_TRACKING__ARTIFACT_ROOT": str(work / "mlruns"),
         "TAGF_TRAIN__OUTPUT_ROOT": str(work / "outputs"),
     }
-    release = independent_release().write_release(work / "raw", frames=args.frames, seed=0)
-    copies = copy_training_trials_as_validation(release.out, release.train, release.validate)
+    generator = independent_release()
+    release = generator.write_release(work / "raw", frames=args.frames, seed=0)
+    copies = generator.copy_training_trials_as_validation(release, work / "raw-copies")
     rows: list[tuple[str, str, str, dict[str, tuple[float, int]]]] = []
     started = time.monotonic()
     sets = [("independent", release.out), ("validation = copies of training trials", copies)]

@@ -43,6 +43,7 @@ bit-exact muxing). The default 7 + 2 trials of 250 frames take about 4 s to writ
 
 from __future__ import annotations
 
+import shutil
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from fractions import Fraction
@@ -440,3 +441,19 @@ def write_release(
         labels=labels,
         fps=fps,
     )
+
+
+def copy_training_trials_as_validation(release: Release, out: Path) -> Path:
+    """A copy of ``release`` at ``out`` whose validation trials are byte-identical copies of its first training
+    trials (annotation, crops and video), under the validation trials' names."""
+    shutil.copytree(release.out, out)
+    annotations = out / ANNOTATION_ROOT
+    for source, target in zip(release.train[:2], release.validate, strict=True):
+        shutil.copyfile(annotations / "Train_Set" / f"{source}.txt", annotations / "Validation_Set" / f"{target}.txt")
+        shutil.rmtree(out / "cropped_aligned" / target)
+        shutil.copytree(out / "cropped_aligned" / source, out / "cropped_aligned" / target)
+        for video in (out / "videos").glob(f"{target}.*"):
+            video.unlink()
+        (source_video,) = (out / "videos").glob(f"{source}.*")
+        shutil.copyfile(source_video, (out / "videos" / target).with_suffix(source_video.suffix))
+    return out

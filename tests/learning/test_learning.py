@@ -11,7 +11,6 @@ trials that are copies of training trials. With the reference's BatchNorm statis
 from __future__ import annotations
 
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -40,23 +39,6 @@ def _tagf(*args: str) -> str:
 def _best(outputs: Path, stamp: str, emotion: str, model: str = "tagf") -> float:
     name = f"fold0-{emotion}" + ("" if model == "tagf" else f"-{model}")
     return float(json.loads((outputs / stamp / name / "summary.json").read_text())["best_val_ccc"])
-
-
-def _copy_training_trials_as_validation(
-    raw: Path, train: tuple[str, ...], validate: tuple[str, ...], out: Path
-) -> Path:
-    """The release with each validation trial replaced by a byte-identical copy of a training trial."""
-    shutil.copytree(raw, out)
-    annotations = out / "Annotations" / "VA_Estimation_Challenge"
-    for source, target in zip(train[:2], validate, strict=True):
-        shutil.copyfile(annotations / "Train_Set" / f"{source}.txt", annotations / "Validation_Set" / f"{target}.txt")
-        shutil.rmtree(out / "cropped_aligned" / target)
-        shutil.copytree(out / "cropped_aligned" / source, out / "cropped_aligned" / target)
-        for video in (out / "videos").glob(f"{target}.*"):
-            video.unlink()
-        (source_video,) = (out / "videos").glob(f"{source}.*")
-        shutil.copyfile(source_video, (out / "videos" / target).with_suffix(source_video.suffix))
-    return out
 
 
 def _train(root: Path, raw: Path, stamp: str, models: tuple[str, ...]) -> Path:
@@ -136,12 +118,10 @@ def test_eval_mode_tracks_the_labels_as_well_as_train_mode_on_a_training_trial(
 
 
 def test_frozen_tagf_fits_validation_trials_that_are_copies_of_training_trials(
-    independent_release: Any, tmp_path_factory: pytest.TempPathFactory
+    independent_release: Any, release_generator: Any, tmp_path_factory: pytest.TempPathFactory
 ) -> None:
     root = tmp_path_factory.mktemp("copies")
-    raw = _copy_training_trials_as_validation(
-        independent_release.out, independent_release.train, independent_release.validate, root / "raw"
-    )
+    raw = release_generator.copy_training_trials_as_validation(independent_release, root / "raw")
     outputs = _train(root, raw, "copies", ("tagf",))
     for emotion in EMOTIONS:
         assert _best(outputs, "copies", emotion) >= 0.9, emotion
