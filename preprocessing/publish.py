@@ -7,16 +7,13 @@ Raw preprocessing and the reference import both compute a trial's arrays in memo
 
 from __future__ import annotations
 
-import os
-import shutil
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 import numpy as np
 
-from tagf_core.atomic import default_mode
+from tagf_core.atomic import atomic_folder
 from tagf_core.data.layout import TrialRecord, check_trial_arrays, read_trial_record, write_trial_record
 from tagf_core.errors import TagfError
 
@@ -49,30 +46,13 @@ def up_to_date_record(out: Path, trial: str, digest: str) -> TrialRecord | None:
 
 
 def publish_trial(out: Path, record: TrialRecord, arrays: dict[str, np.ndarray]) -> None:
-    """Write a trial's arrays and record to a private folder, then rename it to ``out/<trial>``.
-
-    An older copy of the trial is moved aside first and deleted last; a kill in between leaves the
-    trial absent (redone by the next run), never half-written.
-    """
-    partial = out / PARTIAL_FOLDER
-    partial.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f"{record.trial}.", dir=partial))
-    os.chmod(staging, default_mode(folder=True))
-    try:
+    """Write a trial's arrays and record to a private folder under ``out/.partial``, then rename it to
+    ``out/<trial>``. An older copy of the trial is moved aside first and deleted last; a kill in between
+    leaves the trial absent (redone by the next run), never half-written."""
+    with atomic_folder(out / record.trial, staging_parent=out / PARTIAL_FOLDER) as staging:
         for name, array in arrays.items():
             np.save(staging / name, array, allow_pickle=False)
         write_trial_record(staging, record)
-        final = out / record.trial
-        stale = None
-        if final.exists():
-            stale = Path(tempfile.mkdtemp(prefix=f"{record.trial}.old.", dir=partial))
-            os.replace(final, stale / "trial")
-        os.replace(staging, final)
-        if stale is not None:
-            shutil.rmtree(stale, ignore_errors=True)
-    except BaseException:
-        shutil.rmtree(staging, ignore_errors=True)
-        raise
 
 
 def failure(trial: str, error: TagfError | OSError) -> TrialOutcome:

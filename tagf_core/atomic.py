@@ -1,9 +1,12 @@
-"""Atomic writes: a file that matters is either the old one or the whole new one, never half."""
+"""Atomic writes: a file or folder that matters is either the old one or the whole new one, never half."""
 
 from __future__ import annotations
 
 import os
+import shutil
 import tempfile
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 
@@ -34,3 +37,55 @@ def atomic_write(path: Path, data: bytes | str) -> None:
     except BaseException:
         Path(tmp_name).unlink(missing_ok=True)
         raise
+
+
+@contextmanager
+def atomic_folder(
+    target: Path,
+    *,
+    staging_parent: Path | None = None,
+    keep_existing: Callable[[Path], bool] | None = None,
+) -> Iterator[Path]:
+    """Stage a folder and rename it to ``target`` only when the ``with`` block ends without an error.
+
+    Yields an empty hidden folder beside ``target`` (or under ``staging_parent``, same file system) with the
+    permissions a plain ``mkdir`` would give. On an error it is deleted and ``target`` is untouched. On success:
+
+    - if ``target`` exists and ``keep_existing(target)`` holds (another process published the same thing
+      meanwhile), the staged folder is dropped and ``target`` kept as it is;
+    - otherwise an existing ``target`` is moved aside, the staged folder renamed into place, and the old one
+      deleted last (put back if the rename fails). A kill in between leaves ``target`` absent or whole, never half.
+    """
+    target = Path(target)
+    parent = Path(staging_parent) if staging_parent is not None else target.parent
+    parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    try:
+        os.chmod(staging, default_mode(folder=True))  # mkdtemp makes it private; datasets may be shared
+        yield staging
+        _publish_folder(staging, target, parent, keep_existing)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+
+def _publish_folder(staging: Path, target: Path, parent: Path, keep_existing: Callable[[Path], bool] | None) -> None:
+    if target.exists() and keep_existing is not None and keep_existing(target):
+        shutil.rmtree(staging, ignore_errors=True)
+        return
+    previous: Path | None = None
+    if target.exists():
+        # rename cannot replace a non-empty folder: move the old one aside onto an empty placeholder first
+        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+        os.replace(target, previous / target.name)
+    try:
+        os.rename(staging, target)
+    except OSError:
+        if keep_existing is not None and target.is_dir() and keep_existing(target):
+            shutil.rmtree(staging, ignore_errors=True)  # published by another process meanwhile: keep theirs
+        else:
+            if previous is not None and not target.exists():
+                os.replace(previous / target.name, target)  # put the old one back rather than leave nothing
+            raise
+    if previous is not None:
+        shutil.rmtree(previous, ignore_errors=True)

@@ -34,7 +34,7 @@ from tagf_synth.layout import (
     video_path,
 )
 from tagf_synth.media import VideoWriter
-from tagf_synth.output import check_destination, discard, make_staging_folder, publish
+from tagf_synth.output import check_destination, staged_output
 from tagf_synth.person import Person, random_person
 from tagf_synth.plan import VideoPlan, plan_dataset
 from tagf_synth.scene import crop_view, random_scene, render_crop, render_frame
@@ -81,16 +81,11 @@ def generate_dataset(out: Path, *, trials: int = 8, seconds: float = 12.0, seed:
     out = Path(os.path.abspath(out))
     check_destination(out)
     plans = plan_dataset(trials, seconds)
-    staging = make_staging_folder(out)
-    try:
+    with staged_output(out) as staging:
         written = [_write_video(staging, plan, seed, number) for number, plan in enumerate(plans, start=1)]
         _write_test_set_files(staging, plans)
         (staging / DESCRIPTION_FILE).write_text(description_json(trials, seconds, seed, written), encoding="utf-8")
         files = sum(1 for path in staging.rglob("*") if path.is_file())
-        publish(staging, out)
-    except BaseException:
-        discard(staging)
-        raise
     by_partition: dict[str, list[str]] = {"train": [], "validate": [], "test": []}
     for plan in plans:
         for trial in plan.trials:
