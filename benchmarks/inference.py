@@ -26,6 +26,7 @@ from preprocessing.single_video import VideoArrays, video_arrays
 from tagf_synth import generate_dataset
 
 if TYPE_CHECKING:
+    from tagf_core.config import TagfConfig
     from tagf_core.model import TAGFModel
 
 NAME = "Inference"
@@ -41,8 +42,8 @@ def run(sizes: Sizes, root: Path, device: str) -> BenchResult:
     train_bench_run(sizes, root, device)
     video = long_video(root / "long_raw", sizes.predict_video_seconds)
     frames = count_frames(video)
-    model, hop_len = load_valence_model(root)
-    rounds = [time_round(root, video, model, hop_len, device) for _ in range(sizes.repeats)]
+    model, cfg = load_valence_model(root)
+    rounds = [time_round(root, video, model, cfg, device) for _ in range(sizes.repeats)]
     predict_seconds, arrays_seconds, model_seconds = (list(column) for column in zip(*rounds, strict=True))
     return BenchResult(
         NAME,
@@ -124,14 +125,14 @@ def count_frames(video: Path) -> int:
         return sum(1 for _ in container.decode(stream))
 
 
-def load_valence_model(root: Path) -> tuple[TAGFModel, int]:
-    """The run's valence model (eval mode) and the hop between its windows."""
-    from tagf_core.training.loop import load_run_model
+def load_valence_model(root: Path) -> tuple[TAGFModel, TagfConfig]:
+    """The run's valence model (eval mode) and its configuration."""
+    from tagf_core.inference.predict import load_run_model
     from tagf_core.training.run import RunSpec, saved_config
 
     spec = RunSpec(STAMP, FOLD, "valence")
     cfg = saved_config(root / "outputs", spec)
-    return load_run_model(cfg, spec), cfg.data.hop_len
+    return load_run_model(cfg, spec), cfg
 
 
 # --- one round ------------------------------------------------------------------------------------------------
@@ -155,17 +156,20 @@ def timed_video_arrays(video: Path) -> tuple[float, VideoArrays]:
     return seconds, held[0]
 
 
-def predict_on(model: TAGFModel, arrays: VideoArrays, hop_len: int, device: str) -> None:
-    from tagf_core.training.predict import predict_arrays
+def predict_on(model: TAGFModel, arrays: VideoArrays, cfg: TagfConfig, device: str) -> None:
+    from tagf_core.inference.predict import predict_arrays
 
-    predict_arrays(model, arrays.faces, arrays.logmel, hop_len=hop_len, device=device)
+    predict_arrays(
+        model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len, crop_size=cfg.data.crop_size,
+        batch_size=cfg.train.batch_size, device=device,
+    )  # fmt: skip
 
 
-def time_round(root: Path, video: Path, model: TAGFModel, hop_len: int, device: str) -> tuple[float, float, float]:
+def time_round(root: Path, video: Path, model: TAGFModel, cfg: TagfConfig, device: str) -> tuple[float, float, float]:
     """Seconds of `tagf predict --video`, of ``video_arrays`` and of ``predict_arrays``, one after the other."""
     predict_seconds = timed(lambda: predict_video(root, video))
     arrays_seconds, arrays = timed_video_arrays(video)
-    model_seconds = timed(lambda: predict_on(model, arrays, hop_len, device))
+    model_seconds = timed(lambda: predict_on(model, arrays, cfg, device))
     return predict_seconds, arrays_seconds, model_seconds
 
 

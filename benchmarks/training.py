@@ -58,22 +58,21 @@ def _train(cfg: Any, output_root: Path) -> tuple[list[float], int]:
     """Run ``train_run`` on fold 0, valence, with an in-memory tracker; per-epoch seconds and training windows."""
     from tagf_core.tracking.tracker import InMemoryTracker
     from tagf_core.training.loop import train_run
-    from tagf_core.training.run import RunSpec
+    from tagf_core.training.run import RunPaths, RunSpec
 
     cfg = cfg.model_copy(update={"train": cfg.train.model_copy(update={"output_root": output_root})})
     result = train_run(cfg, RunSpec("bench", 0, "valence"), lambda _: InMemoryTracker(), overwrite=True)
-    return _epoch_seconds(result.paths.log), _training_windows(cfg)
+    return _epoch_seconds(RunPaths(result.folder).log), _training_windows(cfg)
 
 
 def _training_windows(cfg: Any) -> int:
     from tagf_core.data.dataset import WindowDataset
-    from tagf_core.data.folds import split_fold
-    from tagf_core.data.layout import read_manifest
+    from tagf_core.training.setup import RunData
 
-    split = split_fold(read_manifest(cfg.data.processed_root), 0)
+    data = RunData.read(cfg.data.processed_root)
     dataset = WindowDataset(
-        cfg.data.processed_root, split.train, emotion="valence", train=False,
-        window_len=cfg.data.window_len, hop_len=cfg.data.hop_len,
+        data.root, data.records_of(data.split(0).train), emotion="valence", train=False,
+        window_len=cfg.data.window_len, hop_len=cfg.data.hop_len, crop_size=cfg.data.crop_size,
     )  # fmt: skip
     return len(dataset)
 
@@ -95,8 +94,8 @@ def _reset_gpu_peak(device: str) -> None:
 
 def run_epochs(sizes: Sizes, root: Path, device: str, precision: str = "fp32") -> BenchResult:
     """Seconds per epoch (train + validation) for release and frozen on the same data, and the cache's cost."""
-    from tagf_core.data.embeddings import EMBEDDINGS_DIR
-    from tagf_core.training.loop import prepare_embedding_caches
+    from tagf_core.data.layout import EMBEDDINGS_DIR
+    from tagf_core.training.setup import RunData, prepare_embedding_caches
 
     processed = prepare_dataset(root.parent / "training-data", sizes)
     result = BenchResult("training epoch: release vs frozen")
@@ -104,7 +103,7 @@ def run_epochs(sizes: Sizes, root: Path, device: str, precision: str = "fp32") -
     frozen_cfg = bench_config(processed, sizes, "frozen", device, precision, sizes.repeats)
     for _ in range(sizes.repeats):  # the one-off cost, built from nothing each time
         shutil.rmtree(processed / EMBEDDINGS_DIR, ignore_errors=True)
-        cache_seconds.append(timed(lambda: prepare_embedding_caches(frozen_cfg, [0])))
+        cache_seconds.append(timed(lambda: prepare_embedding_caches(frozen_cfg, RunData.read(processed), [0])))
 
     # one run per mode, `repeats` epochs each: the epochs are the samples
     _reset_gpu_peak(device)
@@ -147,8 +146,8 @@ def _step_function(cfg: Any, device: str, frozen: bool) -> Callable[[list[Any]],
     """One optimisation step per batch, as the engine's training epoch does it (forward, CCC loss, Adam)."""
     import torch
 
-    from tagf_core.training.loop import build_model, forward_batch, resolve_device, seed_everything
     from tagf_core.training.loss import ccc_loss
+    from tagf_core.training.setup import build_model, forward_batch, resolve_device, seed_everything
 
     torch_device = resolve_device(device)
     seed_everything(cfg.train.seed)
@@ -176,25 +175,24 @@ def run_loader(sizes: Sizes, root: Path, device: str, precision: str = "fp32") -
     very batches it produced, for both modes, with the default ``data.num_workers``."""
     import torch
 
-    from tagf_core.data.dataset import WindowDataset
-    from tagf_core.data.embeddings import EmbeddingWindowDataset
-    from tagf_core.data.folds import split_fold
-    from tagf_core.data.layout import read_manifest
-    from tagf_core.training.loop import loader_workers, prepare_embedding_caches, window_loader
+    from tagf_core.data.dataset import EmbeddingWindowDataset, WindowDataset
+    from tagf_core.training.setup import RunData, loader_workers, prepare_embedding_caches, window_loader
 
     processed = prepare_dataset(root.parent / "training-data", sizes)
     result = BenchResult("data loader vs training step")
     for backbone in ("release", "frozen"):
         cfg = bench_config(processed, sizes, backbone, device, precision, 1)
-        split = split_fold(read_manifest(processed), 0)
+        data = RunData.read(processed)
+        train_records = data.records_of(data.split(0).train)
         if backbone == "frozen":
-            (cache,) = prepare_embedding_caches(cfg, [0])
+            (cache,) = prepare_embedding_caches(cfg, data, [0])
             dataset: Any = EmbeddingWindowDataset(
-                cache, processed, split.train, emotion="valence", window_len=sizes.window_len, hop_len=sizes.hop_len
-            )
+                cache, processed, train_records, emotion="valence", window_len=sizes.window_len,
+                hop_len=sizes.hop_len, crop_size=cfg.data.crop_size,
+            )  # fmt: skip
         else:
             dataset = WindowDataset(
-                processed, split.train, emotion="valence", train=True, window_len=sizes.window_len,
+                processed, train_records, emotion="valence", train=True, window_len=sizes.window_len,
                 hop_len=sizes.hop_len, crop_size=cfg.data.crop_size, seed=cfg.train.seed,
             )  # fmt: skip
         torch_device = torch.device("cuda" if device.startswith("cuda") else "cpu")

@@ -32,16 +32,11 @@ def collect(
 ) -> None:
     """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file;
     with baseline runs in the stamp, also TAGF beside each baseline (models.csv, models.md)."""
+    from tagf_cli.tables import render_model_table, render_table
+    from tagf_core.results.collect import collect_runs, compare_models
+    from tagf_core.results.submission import write_submission
+    from tagf_core.results.summary import write_model_comparison, write_summary
     from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
-    from tagf_core.training.collect import (
-        collect_runs,
-        compare_models,
-        render_model_table,
-        render_table,
-        write_model_comparison,
-        write_submission,
-        write_summary,
-    )
 
     with user_errors():
         cfg = load_config(

@@ -2,24 +2,19 @@
 
 from __future__ import annotations
 
-import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
 import typer
 
 from tagf_cli.errors import user_errors
-from tagf_core.config import TagfConfig, load_config
+from tagf_core.config import load_config
 from tagf_core.training.run import ModelName, RunSpec
 
-log = logging.getLogger("tagf")
 
-
-def run_config(spec: RunSpec, output_root: Path | None) -> TagfConfig:
-    from tagf_core.training.run import saved_config
-
-    root = load_config(overrides={"train": {"output_root": output_root}}).train.output_root
-    return saved_config(root, spec)
+def run_folder_root(output_root: Path | None) -> Path:
+    """Where run folders are: --output-root, else train.output_root of the TAGF_* environment or its default."""
+    return load_config(overrides={"train": {"output_root": output_root}}).train.output_root
 
 
 def predict(
@@ -44,44 +39,14 @@ def predict(
 ) -> None:
     """Write predictions of a trained run: a partition of its data, or any video (--video, both emotions)."""
     with user_errors():
-        if video is None:
-            from tagf_core.training.loop import predict_run
+        from tagf_core.inference.predict import predict_run, predict_video
+        from tagf_core.training.run import saved_config
 
+        root = run_folder_root(output_root)
+        if video is None:
             spec = RunSpec(stamp, fold, emotion, model)
-            folder = predict_run(run_config(spec, output_root), spec, partition)
+            folder = predict_run(saved_config(root, spec), spec, partition)
             typer.echo(f"predictions for the {partition} partition in {folder}")
             return
-        csv_path, plot_path = predict_video(video, stamp, fold, model, output_root, out or Path("."))
+        csv_path, plot_path = predict_video(video, root, stamp, fold, model, out or Path("."))
     typer.echo(f"per-frame valence and arousal of {video} in {csv_path} (plot: {plot_path})")
-
-
-def predict_video(
-    video: Path, stamp: str, fold: int, model_name: ModelName, output_root: Path | None, out: Path
-) -> tuple[Path, Path]:
-    from preprocessing.single_video import video_arrays
-    from tagf_core.atomic import atomic_write
-    from tagf_core.tracking.plots import plot_valence_arousal
-    from tagf_core.training.loop import load_run_model, resolve_device
-    from tagf_core.training.predict import predict_arrays
-
-    specs = {emotion: RunSpec(stamp, fold, emotion, model_name) for emotion in ("valence", "arousal")}  # type: ignore[arg-type]
-    configs = {emotion: run_config(spec, output_root) for emotion, spec in specs.items()}
-    arrays = video_arrays(video)
-    for warning in arrays.warnings:
-        log.warning("%s: %s", video, warning)
-    columns = {}
-    for emotion, cfg in configs.items():
-        model = load_run_model(cfg, specs[emotion])
-        columns[emotion] = predict_arrays(
-            model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len, device=resolve_device(cfg.train.device)
-        )
-    frames = arrays.frames + 1
-    lines = ["frame,time_s,valence,arousal"] + [
-        f"{int(f)},{(f - 1) / arrays.fps:.3f},{v:.6f},{a:.6f}"
-        for f, v, a in zip(frames, columns["valence"], columns["arousal"], strict=True)
-    ]
-    csv_path = out / f"{video.stem}_valence_arousal.csv"
-    atomic_write(csv_path, "\n".join(lines) + "\n")
-    plot_path = out / f"{video.stem}_valence_arousal.png"
-    plot_valence_arousal(video.stem, frames / arrays.fps, columns["valence"], columns["arousal"], plot_path)
-    return csv_path, plot_path

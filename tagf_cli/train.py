@@ -15,7 +15,7 @@ from tagf_core.errors import TagfError
 from tagf_core.training.run import ModelName
 
 if TYPE_CHECKING:
-    from tagf_core.training.fanout import JobEvent
+    from tagf_core.launch.jobs import JobEvent
 
 log = logging.getLogger("tagf")
 
@@ -44,8 +44,10 @@ def run_folds(
     """Train every fold × emotion (in sequence, or as Ray tasks), then show the stamp's table."""
     from rich.console import Console
 
-    from tagf_core.training.collect import collect_runs, compare_models, render_model_table, render_table
-    from tagf_core.training.fanout import DEFAULT_MAX_RETRIES, RayOptions, launch_runs
+    from tagf_cli.tables import render_model_table, render_table
+    from tagf_core.launch.jobs import launch_runs
+    from tagf_core.launch.ray_executor import DEFAULT_MAX_RETRIES, RayOptions
+    from tagf_core.results.collect import collect_runs, compare_models
 
     models = models or ["tagf"]
     results = launch_runs(
@@ -83,11 +85,13 @@ def train(
     data: Annotated[
         Path | None, typer.Option("--data", help="Preprocessed data folder [default: data.processed_root].")
     ] = None,
-    fold: Annotated[list[int] | None, typer.Option("--fold", help="Fold 0–5; repeat for several [default: 0].")] = None,
-    emotion: Annotated[
-        EmotionChoice | None,
-        typer.Option("--emotion", help="valence, arousal, or both (two models) [default: data.emotion]."),
+    fold: Annotated[
+        list[int] | None, typer.Option("--fold", help="Fold 0–5 (ref §2.4); repeat for several [default: 0].")
     ] = None,
+    emotion: Annotated[
+        EmotionChoice,
+        typer.Option("--emotion", help="valence, arousal, or both (two models, ref §1.1)."),
+    ] = "valence",
     stamp: Annotated[
         str, typer.Option("--stamp", help="Name of this experiment; runs go to <output-root>/<stamp>/.")
     ] = "tagf",
@@ -147,9 +151,8 @@ def train(
                 "tracking": {"experiment_name": experiment},
             },
         )
-        folds = fold or [cfg.data.fold]
-        chosen = emotion or cfg.data.emotion
-        emotions = ["valence", "arousal"] if chosen == "both" else [chosen]
+        folds = fold or [0]  # 0: the official train/validation split
+        emotions = ["valence", "arousal"] if emotion == "both" else [emotion]
         if executor == "local" and (ray_address is not None or max_retries is not None):
             raise TagfError("--ray-address and --max-retries are for --executor ray")
         run_folds(

@@ -1,25 +1,27 @@
-"""Windows of preprocessed trials as a torch Dataset, and the three Datasets of a fold.
+"""Windows of preprocessed trials as torch Datasets: images for the backbones (``WindowDataset``, release
+mode) or the frozen backbones' cached embeddings (``EmbeddingWindowDataset``, frozen mode), the same windows.
 
 One sample is one window (ref §2.5): L frames of faces, log-mel patches and one emotion's labels, zero-padded
 to L for a trial shorter than L. The arrays are memory-mapped, as in the reference (§8), and opened lazily in
-each process, so the Dataset pickles small and works with DataLoader workers.
+each process, so a Dataset pickles small and works with DataLoader workers. A Dataset is given the manifest's
+records of its trials (read once per run), never the manifest file.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal, TypedDict
+from typing import TypedDict
 
 import numpy as np
 import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-from tagf_core.data.folds import FoldSplit, split_fold
 from tagf_core.data.layout import (
+    AUDIO_EMBEDDING_DIM,
+    EMBEDDING_FILES,
     EMOTIONS,
     FACE_SIZE,
     FRAMES_FILE,
@@ -27,17 +29,18 @@ from tagf_core.data.layout import (
     LOGMEL_BANDS,
     LOGMEL_FILE,
     LOGMEL_FRAMES,
-    MANIFEST_NAME,
+    VIDEO_EMBEDDING_DIM,
     VIDEO_FILE,
+    Emotion,
     TrialRecord,
+    check_cached_trials,
     check_trial_arrays,
-    read_manifest,
+    read_cache_manifest,
+    read_padding,
 )
-from tagf_core.data.transforms import CROP_SIZE, transform_video
+from tagf_core.data.transforms import transform_video
 from tagf_core.data.windows import Window, check_window_args, list_windows
 from tagf_core.errors import TagfError
-
-Emotion = Literal["valence", "arousal"]
 
 
 class WindowSample(TypedDict):
@@ -60,21 +63,21 @@ class WindowSample(TypedDict):
 
 
 class TrialWindows:
-    """What both window Datasets share: the requested trials' records and windows, memory maps opened lazily
+    """What both window Datasets share: the given trials' records and windows, memory maps opened lazily
     in each process (at most ``max_open_trials`` trials' at once: each map holds a file descriptor, and all
     594 Aff-Wild2 trials open would exceed the usual open-file limit), and the label/mask/frame rows of a window.
 
     Subclasses name each trial's files in ``trial_files`` and build their own sample in ``__getitem__``.
 
     Raises:
-        TagfError: unknown emotion or trial, a trial requested twice, bad window sizes, or a preprocessed
-            array that is missing or has the wrong dtype or shape (naming the file).
+        TagfError: unknown emotion, a trial given twice, bad window sizes, or a preprocessed array that is
+            missing or has the wrong dtype or shape (naming the file).
     """
 
     def __init__(
         self,
         root: Path,
-        trials: Sequence[str],
+        records: Sequence[TrialRecord],
         *,
         emotion: Emotion,
         window_len: int,
@@ -92,14 +95,11 @@ class TrialWindows:
         self.hop_len = hop_len
         self.max_open_trials = max_open_trials
         self._label_column = EMOTIONS.index(emotion)
-        known = {record.trial: record for record in read_manifest(self.root)}
         self.records: dict[str, TrialRecord] = {}
-        for trial in trials:
-            if trial not in known:
-                raise TagfError(f"{self.root / MANIFEST_NAME}: trial {trial!r} is not in the manifest")
-            if trial in self.records:
-                raise TagfError(f"trial {trial!r} is requested twice")
-            self.records[trial] = known[trial]
+        for record in records:
+            if record.trial in self.records:
+                raise TagfError(f"trial {record.trial!r} is given twice")
+            self.records[record.trial] = record
         for record in self.records.values():
             check_trial_arrays(self.root, record)  # fail now, not hours into a fold (STYLE: check at the boundary)
         self.windows: tuple[Window, ...] = tuple(
@@ -152,11 +152,12 @@ class TrialWindows:
 
 
 class WindowDataset(TrialWindows, Dataset[WindowSample]):
-    """Every window of ``trials`` under a preprocessed ``root``.
+    """Every window of the trials of ``records`` under a preprocessed ``root``.
 
     Args:
         root: folder holding ``manifest.json`` and one folder per trial (see ``layout.py``).
-        trials: trial names to serve; windows follow this order, each trial's in start order.
+        records: the manifest's records of the trials to serve; windows follow this order, each trial's in start
+            order.
         emotion: which label column to return (0 valence, 1 arousal).
         train: random crop + flip per window if True, centre crop otherwise (ref §2.6).
         seed: None draws the training crops from torch's global RNG (which DataLoader seeds per worker).
@@ -166,7 +167,7 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
             descriptor, so keeping all 594 trials open (2,200 maps) could exceed the open-file limit.
 
     Raises:
-        TagfError: unknown emotion or trial, bad window sizes, or a trial array that is missing or has the
+        TagfError: unknown emotion, bad window sizes or crop size, or a trial array that is missing or has the
             wrong dtype or shape (naming the file).
 
     Order is fixed: shuffling is the sampler's job. The reference shuffles the training windows once with a
@@ -176,13 +177,13 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
     def __init__(
         self,
         root: Path,
-        trials: Sequence[str],
+        records: Sequence[TrialRecord],
         *,
         emotion: Emotion,
         train: bool,
-        window_len: int = 300,
-        hop_len: int = 200,
-        crop_size: int = CROP_SIZE,
+        window_len: int,
+        hop_len: int,
+        crop_size: int,
         seed: int | None = None,
         max_open_trials: int = 64,
     ) -> None:
@@ -191,7 +192,7 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
         if seed is not None and seed < 0:
             raise TagfError(f"seed {seed} must be non-negative")
         super().__init__(
-            root, trials, emotion=emotion, window_len=window_len, hop_len=hop_len, max_open_trials=max_open_trials
+            root, records, emotion=emotion, window_len=window_len, hop_len=hop_len, max_open_trials=max_open_trials
         )
         self.train = train
         self.crop_size = crop_size
@@ -237,51 +238,94 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
         )
 
 
-@dataclass(frozen=True)
-class FoldDatasets:
-    """The three Datasets of one fold and the split they were built from."""
+class EmbeddingWindowSample(TypedDict):
+    """One window of cached embeddings; the same fields as ``WindowSample`` with the images replaced."""
 
-    split: FoldSplit
-    train: WindowDataset
-    """Random crop and flip per window."""
-    validate: WindowDataset
-    """Centre crop."""
-    extra: WindowDataset
-    """The unseen partition, centre crop, labels all zero."""
+    video_embeddings: Tensor
+    """L×512 float32; padded frames hold the embedding of a black (−1) face."""
+    audio_embeddings: Tensor
+    """L×128 float32; padded frames hold the embedding of an all-zero log-mel patch."""
+    label: Tensor
+    """L×1 float32, the chosen emotion's column; 0 on padded frames and for unlabelled (extra) trials."""
+    mask: Tensor
+    """L bool, True on real frames."""
+    frames: Tensor
+    """L int64, the 0-based video frame number of each row (``frames.npy``); −1 on padded frames."""
+    trial: str
+    start: int
+    length: int
+    """Real frames in the window: L, or T for a trial shorter than L."""
 
 
-def build_fold_datasets(
-    root: Path,
-    fold: int,
-    *,
-    emotion: Emotion,
-    window_len: int = 300,
-    hop_len: int = 200,
-    crop_size: int = CROP_SIZE,
-    seed: int | None = None,
-) -> FoldDatasets:
-    """Split ``root``'s manifest into ``fold`` (ref §2.4) and build its train / validate / extra Datasets.
+class EmbeddingWindowDataset(TrialWindows, Dataset[EmbeddingWindowSample]):
+    """Every window of the trials of ``records``, as cached embeddings: the windows and labels of ``WindowDataset``.
+
+    Args:
+        cache_dir: a folder built by ``tagf_core.training.embed.build_embedding_cache`` (layout in ``layout.py``).
+        processed_root: the preprocessed dataset the cache was built from (labels and frame numbers).
+        records: the manifest's records of the trials to serve; windows follow this order.
+        emotion: which label column to return.
+        crop_size: the face crop the cache was embedded from (checked against ``cache.json``).
+        max_open_trials: trials whose memory maps are kept open per process (each map holds a file descriptor).
 
     Raises:
-        TagfError: as ``split_fold`` and ``WindowDataset``.
-    """
-    split = split_fold(read_manifest(Path(root)), fold)
+        TagfError: unknown emotion, bad window sizes, a cache that is unfinished, was built from other
+            preprocessed data or crop, or lacks a trial, or an array that is missing or has the wrong shape.
 
-    def windows_of(trials: Sequence[str], train: bool) -> WindowDataset:
-        return WindowDataset(
-            root,
-            trials,
-            emotion=emotion,
-            train=train,
-            window_len=window_len,
-            hop_len=hop_len,
-            crop_size=crop_size,
-            seed=seed if train else None,
+    Padded frames get the padding embeddings, not zeros: the reference zero-pads the images before the
+    backbones (ref §2.5), so that is what the backbones saw there.
+    """
+
+    def __init__(
+        self,
+        cache_dir: Path,
+        processed_root: Path,
+        records: Sequence[TrialRecord],
+        *,
+        emotion: Emotion,
+        window_len: int,
+        hop_len: int,
+        crop_size: int,
+        max_open_trials: int = 64,
+    ) -> None:
+        super().__init__(
+            processed_root, records, emotion=emotion, window_len=window_len, hop_len=hop_len,
+            max_open_trials=max_open_trials,
+        )  # fmt: skip
+        self.cache_dir = Path(cache_dir)
+        # check at the boundary: a stale or broken cache fails here, not hours into a fold
+        cached = read_cache_manifest(self.cache_dir, crop_size)["trials"]
+        check_cached_trials(self.cache_dir, cached, list(self.records.values()))
+        self.padding_video, self.padding_audio = read_padding(self.cache_dir)  # 512, 128 float32
+
+    def trial_files(self, trial: str) -> dict[str, Path]:
+        """``video`` T×512 and ``audio`` T×128 float32 from the cache; ``frames`` and ``label`` as preprocessed."""
+        cached = {key: self.cache_dir / trial / name for key, (name, _) in EMBEDDING_FILES.items()}
+        return {**cached, **super().trial_files(trial)}
+
+    def __getitem__(self, index: int) -> EmbeddingWindowSample:
+        window = self.windows[index]
+        arrays = self.trial_arrays(window.trial)
+        rows = slice(window.start, window.end)
+        n, size = window.length, self.window_len
+        video = np.empty((size, VIDEO_EMBEDDING_DIM), dtype=np.float32)
+        video[:n] = arrays["video"][rows]
+        video[n:] = self.padding_video  # ref §2.5: the reference pads before the backbones
+        audio = np.empty((size, AUDIO_EMBEDDING_DIM), dtype=np.float32)
+        audio[:n] = arrays["audio"][rows]
+        audio[n:] = self.padding_audio
+        label, mask, frame_numbers = self.window_rows(window, arrays)
+        return EmbeddingWindowSample(
+            video_embeddings=torch.from_numpy(video),
+            audio_embeddings=torch.from_numpy(audio),
+            label=label,
+            mask=mask,
+            frames=frame_numbers,
+            trial=window.trial,
+            start=window.start,
+            length=n,
         )
 
-    return FoldDatasets(
-        split=split,
-        train=windows_of(split.train, train=True),
-        validate=windows_of(split.validate, train=False),
-        extra=windows_of(split.extra, train=False),
-    )
+
+RunDataset = WindowDataset | EmbeddingWindowDataset
+"""Images through the backbones (release mode) or cached embeddings (frozen mode): the same windows."""

@@ -17,6 +17,20 @@ video frame, ``frames[i]``: ``frames`` is ``arange(T)`` for an unlabelled trial 
 of a labelled one. Row i is annotation line ``frames[i] + 2`` (line 1 is the header) and the frame named
 ``{frames[i] + 1:05d}.jpg`` in cropped_aligned and in submissions. Trials imported from the reference's
 output get ``arange(T)``: the reference stores no frame numbers.
+
+The frozen-backbone embedding cache (``--backbone frozen``) lives beside the trials; training writes it
+(``tagf_core.training.embed``), the embedding Dataset reads it:
+
+    OUT/embeddings/<first 16 hex of the embedding digest>/
+      padding.npz          video (512,) and audio (128,) float32: the embeddings of one padded frame
+      <trial>/
+        video.npy          float32 T×512   IR-50 on the eval centre crop of each face
+        audio.npy          float32 T×128   VGGish on each log-mel patch
+      cache.json           {"format", "version", "digest", "tagf_version", "crop_size", "trials": {trial: {...}}};
+                           written last, so a cache without it was interrupted
+
+The digest covers the backbone weights, every trial's ``input_digest``, the crop size and the cache version,
+so changed weights or a re-preprocessed dataset get a new folder and a stale cache is never read.
 """
 
 from __future__ import annotations
@@ -46,7 +60,8 @@ FRAMES_FILE = "frames.npy"
 FACE_SIZE = 48  # ref §2.2: the training code expects 48×48 faces (not the config's 128)
 LOGMEL_FRAMES = 96  # ref §1.3: one 0.96 s patch of 10 ms rows
 LOGMEL_BANDS = 64
-EMOTIONS = ("valence", "arousal")  # column order of VA_continuous_label.npy
+Emotion = Literal["valence", "arousal"]
+EMOTIONS: tuple[Emotion, ...] = ("valence", "arousal")  # column order of VA_continuous_label.npy
 PAIR_SUFFIXES = ("_left", "_right")  # ref §2.1: two faces of one video, trials <video>_left / <video>_right
 
 # (file, dtype, shape after the leading T) for every array a trial may hold
@@ -56,6 +71,20 @@ ARRAY_SPECS: dict[str, tuple[str, tuple[int, ...]]] = {
     LABEL_FILE: ("float32", (len(EMOTIONS),)),
     FRAMES_FILE: ("int32", ()),
 }
+
+
+EMBEDDINGS_DIR = "embeddings"
+CACHE_NAME = "cache.json"
+CACHE_FORMAT = "tagf-embeddings"
+CACHE_VERSION = 1  # bump when what is cached changes (crop, normalisation, padding), so old folders are not reused
+PADDING_FILE = "padding.npz"
+VIDEO_EMBEDDING_DIM = 512  # IR-50's output (tagf_core.model.visual_backbone.EMBEDDING_DIM)
+AUDIO_EMBEDDING_DIM = 128  # VGGish's output (tagf_core.model.audio_backbone.EMBEDDING_DIM)
+EMBEDDING_FILES: dict[str, tuple[str, int]] = {
+    "video": ("video.npy", VIDEO_EMBEDDING_DIM),
+    "audio": ("audio.npy", AUDIO_EMBEDDING_DIM),
+}
+"""(file, width) of each cached per-trial array; both float32 T×width."""
 
 
 def paired_video(trial: str) -> str | None:
@@ -194,28 +223,34 @@ def read_manifest(root: Path) -> list[TrialRecord]:
     return records
 
 
-def check_trial_arrays(root: Path, record: TrialRecord) -> None:
-    """Check that a trial's arrays exist with the dtype and shape the manifest promises, and that its frame
-    numbers are ≥ 0 and strictly increasing.
+def array_problem(path: Path, dtype: str, shape: tuple[int, ...], expected: str = "expected") -> str | None:
+    """What is wrong with the .npy at ``path`` (naming it), or None if it holds ``dtype`` × ``shape``.
 
-    Reads the .npy headers and the T frame numbers (memory-mapped), so it is cheap. Raises TagfError naming
-    the file.
+    The one array check of every on-disk format here: reads the header only (memory-mapped), so it is cheap.
     """
     import numpy as np  # numpy is light, but keep the module import-free for the CLI
 
+    try:
+        array = np.load(path, mmap_mode="r")
+    except (OSError, EOFError, ValueError) as e:
+        return f"{path}: missing or unreadable ({e})"
+    if array.dtype != np.dtype(dtype) or tuple(array.shape) != shape:
+        return f"{path}: holds {array.dtype} {tuple(array.shape)}, {expected} {dtype} {shape}"
+    return None
+
+
+def check_trial_arrays(root: Path, record: TrialRecord) -> None:
+    """Check that a trial's arrays exist with the dtype and shape the manifest promises, and that its frame
+    numbers are ≥ 0 and strictly increasing. Raises TagfError naming the file."""
+    import numpy as np
+
     trial_dir = Path(root) / record.trial
     for name in record.expected_files():
-        path = trial_dir / name
-        try:
-            array = np.load(path, mmap_mode="r")
-        except (OSError, ValueError) as e:
-            raise TagfError(f"{path}: missing or unreadable ({e}); re-run `tagf preprocess`") from e
         dtype, tail = ARRAY_SPECS[name]
-        expected = (record.length, *tail)
-        if array.dtype != np.dtype(dtype) or tuple(array.shape) != expected:
-            raise TagfError(f"{path}: holds {array.dtype} {tuple(array.shape)}, manifest expects {dtype} {expected}")
-        if name == FRAMES_FILE:
-            _check_frame_numbers(path, array)
+        problem = array_problem(trial_dir / name, dtype, (record.length, *tail), "manifest expects")
+        if problem is not None:
+            raise TagfError(f"{problem}; re-run `tagf preprocess`")
+    _check_frame_numbers(trial_dir / FRAMES_FILE, np.load(trial_dir / FRAMES_FILE, mmap_mode="r"))
 
 
 def _check_frame_numbers(path: Path, frames: Any) -> None:
@@ -231,3 +266,120 @@ def _check_frame_numbers(path: Path, frames: Any) -> None:
             f"{path}: frame numbers must strictly increase, but row {row} holds {int(frames[row])} "
             f"after {int(frames[row - 1])}; re-run `tagf preprocess`"
         )
+
+
+# ---- the frozen-backbone embedding cache (layout in the module docstring) ---------------------------------------
+
+
+def embedding_cache_folder(root: Path, digest: str) -> Path:
+    return Path(root) / EMBEDDINGS_DIR / digest[:16]
+
+
+def cached_trial_problem(cache_dir: Path, trial: str, length: int) -> str | None:
+    """What is wrong with a cached trial's arrays (naming the file), or None if both have the expected shape."""
+    for name, width in EMBEDDING_FILES.values():
+        problem = array_problem(cache_dir / trial / name, "float32", (length, width))
+        if problem is not None:
+            return problem
+    return None
+
+
+def write_padding(cache_dir: Path, video: Any, audio: Any) -> None:
+    """``padding.npz``: the embeddings (512,) and (128,) float32 of one padded frame."""
+    import io
+
+    import numpy as np
+
+    buffer = io.BytesIO()
+    np.savez(buffer, video=video, audio=audio)
+    atomic_write(cache_dir / PADDING_FILE, buffer.getvalue())
+
+
+def read_padding(cache_dir: Path) -> tuple[Any, Any]:
+    """(video 512, audio 128) float32 from ``padding.npz``; TagfError naming the file if unusable."""
+    import zipfile
+
+    import numpy as np
+
+    path = cache_dir / PADDING_FILE
+    try:
+        stored = np.load(path)
+        if not isinstance(stored, np.lib.npyio.NpzFile):
+            raise ValueError("not an .npz archive")
+        with stored:
+            video, audio = np.asarray(stored["video"]), np.asarray(stored["audio"])
+    except (OSError, EOFError, ValueError, KeyError, zipfile.BadZipFile) as e:
+        raise TagfError(f"{path}: missing or unreadable ({e}); rebuild the cache") from e
+    for name, array in (("video", video), ("audio", audio)):
+        width = EMBEDDING_FILES[name][1]
+        if array.dtype != np.float32 or array.shape != (width,):
+            raise TagfError(f"{path}: {name} is {array.dtype} {array.shape}, expected float32 ({width},)")
+    return video, audio
+
+
+def write_cache_manifest(
+    cache_dir: Path, digest: str, records: list[TrialRecord], crop_size: int, tagf_version: str
+) -> None:
+    """``cache.json``, written last: the cache is complete."""
+    payload = {
+        "format": CACHE_FORMAT,
+        "version": CACHE_VERSION,
+        "digest": digest,
+        "tagf_version": tagf_version,
+        "crop_size": crop_size,
+        "trials": {r.trial: {"input_digest": r.input_digest, "length": r.length} for r in records},
+    }
+    atomic_write(cache_dir / CACHE_NAME, json.dumps(payload, indent=2) + "\n")
+
+
+def read_cache_manifest(cache_dir: Path, crop_size: int) -> dict[str, Any]:
+    """Read and check ``cache.json``; raise TagfError naming it if the cache is unfinished or foreign."""
+    path = cache_dir / CACHE_NAME
+    if not path.is_file():
+        raise TagfError(f"{path}: no cache manifest; the embedding cache was never finished, rebuild it")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TagfError(f"{path}: not a readable JSON cache manifest ({e}); rebuild the cache") from e
+    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
+        raise TagfError(f"{path}: not a tagf embedding cache (expected format {CACHE_FORMAT!r})")
+    if data.get("version") != CACHE_VERSION or data.get("crop_size") != crop_size:
+        raise TagfError(
+            f"{path}: cache version {data.get('version')!r}, crop {data.get('crop_size')!r} is not what this run "
+            f"reads (version {CACHE_VERSION}, crop {crop_size}); rebuild the cache"
+        )
+    if not isinstance(data.get("trials"), dict) or not all(isinstance(e, dict) for e in data["trials"].values()):
+        raise TagfError(f"{path}: 'trials' must map each trial name to an object")
+    return data
+
+
+def check_cached_trials(cache_dir: Path, cached: dict[str, Any], records: list[TrialRecord]) -> None:
+    """Raise TagfError (naming ``cache.json`` or the array) unless every record is in the cache, embedded from the
+    preprocessed data the record describes now, with arrays of the right shape."""
+    cache_path = cache_dir / CACHE_NAME
+    for record in records:
+        entry = cached.get(record.trial)
+        if entry is None:
+            raise TagfError(
+                f"{cache_path}: trial {record.trial!r} is not in this embedding cache; "
+                "build it with every trial of the manifest"
+            )
+        if entry != {"input_digest": record.input_digest, "length": record.length}:
+            raise TagfError(
+                f"{cache_path}: trial {record.trial!r} was embedded from other preprocessed data than "
+                "the manifest describes now; rebuild the cache"
+            )
+        problem = cached_trial_problem(cache_dir, record.trial, record.length)
+        if problem is not None:
+            raise TagfError(f"{problem}; rebuild the cache")
+
+
+def cache_is_complete(cache_dir: Path, digest: str, records: list[TrialRecord], crop_size: int) -> bool:
+    """True if ``cache.json`` is finished for this digest and every record's arrays and the padding are usable."""
+    try:
+        data = read_cache_manifest(cache_dir, crop_size)
+        read_padding(cache_dir)
+        check_cached_trials(cache_dir, data["trials"], records)
+    except TagfError:
+        return False
+    return bool(data.get("digest") == digest)

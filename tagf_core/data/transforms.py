@@ -14,8 +14,6 @@ from torch import Tensor
 
 from tagf_core.data.layout import FACE_SIZE
 
-CROP_SIZE = 40  # ref §1.2, §2.6: IR-50 sees 40×40 crops of the 48×48 faces
-
 
 @dataclass(frozen=True)
 class CropFlip:
@@ -32,7 +30,7 @@ def _check_sizes(crop_size: int, face_size: int) -> None:
 
 
 def sample_crop_flip(
-    *, crop_size: int = CROP_SIZE, face_size: int = FACE_SIZE, generator: torch.Generator | None = None
+    *, crop_size: int, face_size: int = FACE_SIZE, generator: torch.Generator | None = None
 ) -> CropFlip:
     """Draw a training crop: offsets uniform in [0, face_size − crop_size] inclusive, flip with p = 0.5.
 
@@ -44,7 +42,7 @@ def sample_crop_flip(
     return CropFlip(top=top, left=left, flip=flip)
 
 
-def centre_crop(*, crop_size: int = CROP_SIZE, face_size: int = FACE_SIZE) -> CropFlip:
+def centre_crop(*, crop_size: int, face_size: int = FACE_SIZE) -> CropFlip:
     """The eval crop: centred, no flip."""
     _check_sizes(crop_size, face_size)
     # torchvision's CenterCrop rounds (H − h)/2 the same way; exact 4 for the default 48/40
@@ -52,7 +50,7 @@ def centre_crop(*, crop_size: int = CROP_SIZE, face_size: int = FACE_SIZE) -> Cr
     return CropFlip(top=offset, left=offset, flip=False)
 
 
-def apply_crop_flip(frames: np.ndarray, crop: CropFlip, *, crop_size: int = CROP_SIZE) -> Tensor:
+def apply_crop_flip(frames: np.ndarray, crop: CropFlip, *, crop_size: int) -> Tensor:
     """Crop, mirror and normalise a window of faces.
 
     Args:
@@ -78,7 +76,7 @@ def transform_video(
     frames: np.ndarray,
     *,
     train: bool,
-    crop_size: int = CROP_SIZE,
+    crop_size: int,
     face_size: int = FACE_SIZE,
     generator: torch.Generator | None = None,
 ) -> Tensor:

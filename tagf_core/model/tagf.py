@@ -140,11 +140,6 @@ class TAGFModel(nn.Module):
         yield from self.visual_backbone.parameters()
         yield from self.audio_backbone.parameters()
 
-    def head_parameters(self) -> Iterator[nn.Parameter]:
-        """Everything after the backbones: what is trained while the backbones are frozen."""
-        backbone = {id(p) for p in self.backbone_parameters()}
-        return (p for p in self.parameters() if id(p) not in backbone)
-
     def release_stages(self) -> tuple[ReleaseStage, ...]:
         """The three stages of gradual release, in the reference's order (ref §3.4); each stage releases one
         visual and one audio group: (output layer, FC3), (IR-50 stage 4, FC2), (last 3 units of stage 3, FC1)."""

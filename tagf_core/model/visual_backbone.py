@@ -12,7 +12,6 @@ import torch
 from torch import Tensor, nn
 
 EMBEDDING_DIM = 512
-CROP_SIZE = 40
 _OUTPUT_SIDE = 5  # 40 px after strides 1, 2, 2, 2
 # (input channels, depth, units, stride of the first unit) per stage; ref §1.2
 _STAGES = ((64, 64, 3, 1), (64, 128, 4, 2), (128, 256, 14, 2), (256, 512, 3, 2))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import io
 import random
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -17,10 +18,41 @@ import numpy as np
 import torch
 
 from tagf_core.atomic import atomic_write
+from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
+from tagf_core.training.run import RunSpec
 
 CHECKPOINT_FORMAT = "tagf-checkpoint"
 CHECKPOINT_VERSION = 1
+
+
+@dataclass
+class TrainingState:
+    """Everything of a run besides the weights, optimizer, schedule and release that a resume must restore."""
+
+    next_epoch: int = 0
+    best_ccc: float = float("-inf")
+    best_epoch: int = -1
+    bad_epochs: int = 0
+    history: list[dict[str, float]] = field(default_factory=list)
+    """One row per epoch: the columns of training_log.csv (``LOG_COLUMNS`` in loop.py)."""
+    stop_reason: str = ""
+    run_id: str = ""
+    """The MLflow run this training is logged to (also in run.json, written before the first epoch)."""
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, saved: dict[str, Any]) -> TrainingState:
+        return cls(**{k: saved[k] for k in asdict(cls()) if k in saved})
+
+    def summary(self, **run: object) -> dict[str, object]:
+        """summary.json: ``run`` (stamp, fold, emotion, model, backbone) and how the run ended."""
+        return {
+            **run, "best_val_ccc": self.best_ccc, "best_epoch": self.best_epoch, "epochs": self.next_epoch,
+            "stop_reason": self.stop_reason, "run_id": self.run_id,
+        }  # fmt: skip
 
 
 def save_torch(path: Path, payload: object) -> None:
@@ -38,6 +70,17 @@ def load_torch(path: Path, what: str) -> Any:
         raise TagfError(f"{path}: no {what}") from e
     except Exception as e:  # torch raises several types for a damaged or unsafe file
         raise TagfError(f"{path}: unreadable {what} ({type(e).__name__}: {e})") from e
+
+
+def best_record(
+    cfg: TagfConfig, spec: RunSpec, weights: dict[str, torch.Tensor], epoch: int, val_ccc: float
+) -> dict[str, Any]:
+    """best.pt: the best epoch's trained weights, with the config and spec that rebuild the model alone
+    (as nanoGPT's checkpoint carries ``model_args``): ``TagfConfig.model_validate(record["config"])``."""
+    return {
+        "model": weights, "epoch": epoch, "val_ccc": val_ccc,
+        "config": cfg.model_dump(mode="json"), "spec": asdict(spec),
+    }  # fmt: skip
 
 
 def capture_rng() -> dict[str, Any]:

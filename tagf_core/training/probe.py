@@ -14,8 +14,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from tagf_core.data.dataset import EMOTIONS
-from tagf_core.data.embeddings import EmbeddingWindowDataset
+from tagf_core.data.dataset import EMOTIONS, EmbeddingWindowDataset
 from tagf_core.model.probe import RidgeProbe
 
 RIDGE_ALPHAS: tuple[float, ...] = (1e-2, 1e-1, 1.0, 1e1, 1e2, 1e3, 1e4, 1e5)

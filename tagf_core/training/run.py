@@ -1,20 +1,34 @@
-"""Where a fold run lives on disk, and how it is named."""
+"""What a run is (``RunSpec``), and its folder on disk (``RunPaths``): the only definition of the run folder.
+
+<output_root>/<stamp>/<spec.name>/
+  run.json            the run record: MLflow run id, debug, spec, and the launch/host/pid holding the run
+  config.toml         the resolved configuration (``tagf resume``/``predict`` read it back)
+  checkpoint.pt       everything a resume needs (``checkpoint.py``), after every epoch
+  best.pt             the best epoch's trained weights, with the config and spec that rebuild the model
+  training_log.csv    one row per epoch
+  summary.json        the end of the run: best validation CCC and epoch, stop reason, run id
+  plots/              curves.png, validate_<trial>.png
+  predictions/validate/<trial>.csv, predictions/extra/<trial>.txt
+"""
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass
+import socket
+from dataclasses import asdict, dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
 from pydantic import ValidationError
 
-from tagf_core.config import TagfConfig, describe_validation_error, read_toml
+from tagf_core.atomic import atomic_write
+from tagf_core.config import TagfConfig, describe_validation_error, drop_retired_settings, read_toml
 from tagf_core.data.folds import check_fold
+from tagf_core.data.layout import EMOTIONS, Emotion
 from tagf_core.errors import TagfError
 
-Emotion = Literal["valence", "arousal"]
-EMOTIONS: tuple[Emotion, ...] = ("valence", "arousal")
 ModelName = Literal["tagf", "concat", "ridge", "ridge-video", "ridge-audio"]
 MODELS: tuple[ModelName, ...] = ("tagf", "concat", "ridge", "ridge-video", "ridge-audio")
 """What a run trains: TAGF (the default), or a baseline to hold it against on the same fold —
@@ -26,6 +40,9 @@ PROBE_MODALITIES: dict[str, tuple[Literal["video", "audio"], ...]] = {
     "ridge-video": ("video",),
     "ridge-audio": ("audio",),
 }
+_RUN_NAME = re.compile(
+    r"fold(\d+)-(" + "|".join(EMOTIONS) + r")(?:-(" + "|".join(re.escape(m) for m in MODELS if m != "tagf") + r"))?"
+)
 _STAMP = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,99}$")
 
 
@@ -59,6 +76,14 @@ class RunSpec:
     def name(self) -> str:
         """``fold<K>-<emotion>`` for TAGF, ``fold<K>-<emotion>-<model>`` for a baseline."""
         return f"fold{self.fold}-{self.emotion}" + ("" if self.model == "tagf" else f"-{self.model}")
+
+    @staticmethod
+    def parse_name(name: str) -> tuple[int, Emotion, ModelName] | None:
+        """(fold, emotion, model) of a run folder's name (``name`` read back), or None for any other name."""
+        match = _RUN_NAME.fullmatch(name)
+        if match is None:
+            return None
+        return int(match.group(1)), match.group(2), match.group(3) or "tagf"  # type: ignore[return-value]
 
     @property
     def probe(self) -> bool:
@@ -116,6 +141,60 @@ class RunPaths:
         return self.folder / "predictions" / partition
 
 
+@dataclass(frozen=True)
+class RunResult:
+    """How a run (or a resumed attempt of it) ended, and where."""
+
+    name: str
+    """``RunSpec.name``."""
+    folder: Path
+    run_id: str
+    best_val_ccc: float
+    best_epoch: int
+    epochs_run: int
+    stop_reason: str
+    started_epoch: int
+    """The epoch this attempt began with: 0 for a new run, the checkpoint's next epoch for a resumed one."""
+    worker: str
+    """host:pid of the process that trained it."""
+
+
+def worker_name() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def check_run_folder(paths: RunPaths, *, resume: bool, overwrite: bool) -> None:
+    """Refuse to start over an existing run (unless overwriting) and to resume a run that does not exist."""
+    if paths.folder.exists() and not resume and not overwrite:
+        raise TagfError(
+            f"{paths.folder}: a run with this stamp, fold and emotion exists; continue it with `tagf resume` "
+            "(or `tagf train --resume`), or start it again with --overwrite"
+        )
+    if resume and not paths.run_record.exists():
+        raise TagfError(f"{paths.folder}: no run to resume here (start it with `tagf train`)")
+
+
+def write_run_record(paths: RunPaths, spec: RunSpec, run_id: str, *, debug: bool, launch: str) -> None:
+    """run.json, before the first epoch: the MLflow run, the trials (debug) and the process holding the run."""
+    record = {
+        "run_id": run_id, "debug": debug, **asdict(spec),
+        "launch": launch, "host": socket.gethostname(), "pid": os.getpid(),
+    }  # fmt: skip
+    atomic_write(paths.run_record, json.dumps(record) + "\n")
+
+
+def read_run_record(paths: RunPaths) -> dict[str, Any]:
+    """run.json as written by ``write_run_record``; {} when the run has none; TagfError naming it if unreadable."""
+    if not paths.run_record.exists():
+        return {}
+    try:
+        record = json.loads(paths.run_record.read_text())
+        str(record["run_id"])
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise TagfError(f"{paths.run_record}: unreadable run record ({e})") from e
+    return dict(record)
+
+
 def saved_config(output_root: Path, spec: RunSpec, *, max_epochs: int | None = None) -> TagfConfig:
     """The configuration a run was started with (its config.toml), pointing at ``output_root``.
 
@@ -130,7 +209,7 @@ def saved_config(output_root: Path, spec: RunSpec, *, max_epochs: int | None = N
         raise TagfError(
             f"{paths.folder}: no run here (no config.toml); start it with `tagf train --stamp {spec.stamp}`"
         )
-    saved = read_toml(paths.config)
+    saved = drop_retired_settings(read_toml(paths.config))  # written by an earlier tagf: data.fold, data.emotion
     train = saved.setdefault("train", {})
     train["output_root"] = str(output_root)
     if max_epochs is not None:

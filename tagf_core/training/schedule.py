@@ -77,10 +77,6 @@ class WarmupPlateauSchedule:
         """
         return epoch - self.init_epoch
 
-    def in_warmup(self, epoch: int) -> bool:
-        """Whether ``epoch`` is a warm-up epoch, whose batches follow the sawtooth."""
-        return self.relative_epoch(epoch) < self.warmup_epochs
-
     def lr_for_batch(self, epoch: int, batch_index: int, num_batches: int) -> float:
         """The lr for train batch ``batch_index`` of ``num_batches`` in ``epoch``; it also becomes ``lr``.
 

@@ -83,21 +83,22 @@ def test_eval_mode_tracks_the_labels_as_well_as_train_mode_on_a_training_trial(
 ) -> None:
     """The eval-mode model (what validation and prediction use) is the model that trained: on a training trial
     its predictions follow the labels about as well as the train-mode forward's (batch statistics, dropout)."""
-    from tagf_core.config import TagfConfig, read_toml
-    from tagf_core.data.embeddings import EmbeddingWindowDataset
+    from tagf_core.config import TagfConfig
+    from tagf_core.data.dataset import EmbeddingWindowDataset
     from tagf_core.training.checkpoint import load_torch
-    from tagf_core.training.loop import build_model
     from tagf_core.training.loss import concordance
+    from tagf_core.training.setup import RunData, build_model
 
     folder = learned / "independent" / "fold0-valence"
-    cfg = TagfConfig.model_validate(read_toml(folder / "config.toml"))
+    best = load_torch(folder / "best.pt", "best")
+    cfg = TagfConfig.model_validate(best["config"])  # best.pt describes the model it holds
     model = build_model(cfg)
-    model.load_state_dict(load_torch(folder / "best.pt", "best")["model"], strict=False)
+    model.load_state_dict(best["model"], strict=False)
     (cache,) = (cfg.data.processed_root / "embeddings").iterdir()
     trial = independent_release.train[0]
     windows = EmbeddingWindowDataset(
-        cache, cfg.data.processed_root, [trial], emotion="valence", window_len=cfg.data.window_len,
-        hop_len=cfg.data.hop_len,
+        cache, cfg.data.processed_root, RunData.read(cfg.data.processed_root).records_of([trial]), emotion="valence",
+        window_len=cfg.data.window_len, hop_len=cfg.data.hop_len, crop_size=cfg.data.crop_size,
     )  # fmt: skip
     batch = [windows[i] for i in range(len(windows))]
     video = torch.stack([w["video_embeddings"] for w in batch])

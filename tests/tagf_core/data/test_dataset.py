@@ -10,10 +10,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tagf_core.data.dataset import WindowDataset, build_fold_datasets
+from tagf_core.data.dataset import WindowDataset
 from tagf_core.data.layout import VIDEO_FILE
 from tagf_core.data.windows import Window
 from tagf_core.errors import TagfError
+from tagf_core.training.setup import RunData
 
 WriteProcessed = Callable[[Sequence[tuple[str, str, int]]], Path]
 L, HOP = 8, 5  # tiny windows; the reference's 300/200 only changes the numbers
@@ -26,8 +27,11 @@ def root(write_processed: WriteProcessed) -> Path:
 
 
 def dataset(root: Path, trials: Sequence[str] = ("alpha", "beta", "gamma"), **kwargs: object) -> WindowDataset:
-    options: dict[str, object] = {"emotion": "valence", "train": False, "window_len": L, "hop_len": HOP, **kwargs}
-    return WindowDataset(root, trials, **options)  # type: ignore[arg-type]
+    options: dict[str, object] = {
+        "emotion": "valence", "train": False, "window_len": L, "hop_len": HOP, "crop_size": 40, **kwargs,
+    }  # fmt: skip
+    records = RunData.read(root).records_of(trials)
+    return WindowDataset(root, records, **options)  # type: ignore[arg-type]
 
 
 def centre_pixel(frame_index: np.ndarray) -> np.ndarray:
@@ -178,14 +182,12 @@ def test_seeded_crops_change_with_the_epoch_only(root: Path) -> None:
     assert torch.equal(dataset(root, train=False)[0]["video"], dataset(root, train=False, seed=3)[0]["video"])
 
 
-def test_build_fold_datasets(write_processed: WriteProcessed) -> None:
+def test_run_data_splits_the_manifest_it_read_once(write_processed: WriteProcessed) -> None:
     root = write_processed([(f"t{i}", "train", 9) for i in range(6)] + [("v0", "validate", 4), ("x0", "extra", 3)])
-    fold = build_fold_datasets(root, 1, emotion="arousal", window_len=L, hop_len=HOP, seed=0)
-    assert fold.split.validate == ("t4", "t5")  # 6 trials → chunks 1/1/1/1/2, fold 1 validates on c4
-    assert {w.trial for w in fold.validate.windows} == {"t4", "t5"}
-    assert {w.trial for w in fold.train.windows} == {"v0", "t0", "t1", "t2", "t3"}
-    assert [w.trial for w in fold.extra.windows] == ["x0"]
-    assert fold.train.train and not fold.validate.train and not fold.extra.train
-    assert fold.train.emotion == fold.validate.emotion == "arousal"
+    data = RunData.read(root)
+    split = data.split(1)
+    assert split.validate == ("t4", "t5")  # 6 trials → chunks 1/1/1/1/2, fold 1 validates on c4
+    assert set(split.train) == {"v0", "t0", "t1", "t2", "t3"} and split.extra == ("x0",)
+    assert [r.trial for r in data.records_of(split.validate)] == ["t4", "t5"]
     with pytest.raises(TagfError, match="fold 6 silently repeats fold 0"):
-        build_fold_datasets(root, 6, emotion="arousal")
+        data.split(6)

@@ -38,7 +38,8 @@ def read_crop(video: torch.Tensor, crop_size: int = 40) -> CropFlip:
 def test_one_crop_and_flip_per_window_covering_every_offset() -> None:
     frames = position_frames()
     crops = [
-        read_crop(transform_video(frames, train=True, generator=torch.Generator().manual_seed(s))) for s in range(300)
+        read_crop(transform_video(frames, train=True, crop_size=40, generator=torch.Generator().manual_seed(s)))
+        for s in range(300)
     ]
     # offsets are uniform on [0, 8] inclusive (ref §2.6): all nine values appear in 300 draws
     assert {c.top for c in crops} == set(range(9))
@@ -49,19 +50,21 @@ def test_one_crop_and_flip_per_window_covering_every_offset() -> None:
 
 def test_eval_is_an_exact_centre_crop() -> None:
     frames = np.random.default_rng(0).integers(0, 256, (5, 48, 48, 3), dtype=np.uint8)
-    video = transform_video(frames, train=False)
+    video = transform_video(frames, train=False, crop_size=40)
     expected = (torch.from_numpy(frames[:, 4:44, 4:44]).permute(0, 3, 1, 2).float() / 255 - 0.5) / 0.5
     assert video.shape == (5, 3, 40, 40)
     assert video.dtype == torch.float32
     torch.testing.assert_close(video, expected, rtol=0, atol=0)
-    assert read_crop(transform_video(position_frames(), train=False)) == CropFlip(top=4, left=4, flip=False)
+    assert read_crop(transform_video(position_frames(), train=False, crop_size=40)) == CropFlip(
+        top=4, left=4, flip=False
+    )
 
 
 def test_values_span_minus_one_to_one() -> None:
     frames = np.random.default_rng(1).integers(0, 256, (4, 48, 48, 3), dtype=np.uint8)
     frames[0] = 0  # a padded (black) frame
     frames[1] = 255
-    video = transform_video(frames, train=True, generator=torch.Generator().manual_seed(0))
+    video = transform_video(frames, train=True, crop_size=40, generator=torch.Generator().manual_seed(0))
     assert video.dtype == torch.float32
     assert video.min() >= -1 and video.max() <= 1
     assert (video[0] == -1).all()
@@ -72,7 +75,7 @@ def test_seeded_training_crops_are_reproducible() -> None:
     frames = position_frames()
 
     def run(seed: int) -> torch.Tensor:
-        return transform_video(frames, train=True, generator=torch.Generator().manual_seed(seed))
+        return transform_video(frames, train=True, crop_size=40, generator=torch.Generator().manual_seed(seed))
 
     torch.testing.assert_close(run(3), run(3), rtol=0, atol=0)
     assert any(not torch.equal(run(3), run(s)) for s in range(4, 8))
@@ -81,9 +84,9 @@ def test_seeded_training_crops_are_reproducible() -> None:
 def test_global_rng_is_used_without_a_generator() -> None:
     frames = position_frames()
     torch.manual_seed(11)
-    first = [read_crop(transform_video(frames, train=True)) for _ in range(8)]
+    first = [read_crop(transform_video(frames, train=True, crop_size=40)) for _ in range(8)]
     torch.manual_seed(11)
-    again = [read_crop(transform_video(frames, train=True)) for _ in range(8)]
+    again = [read_crop(transform_video(frames, train=True, crop_size=40)) for _ in range(8)]
     assert first == again
     assert len(set(first)) > 1
 
@@ -99,4 +102,4 @@ def test_crop_and_face_size_are_parameters() -> None:
     with pytest.raises(ValueError, match="crop_size 50"):
         sample_crop_flip(crop_size=50)
     with pytest.raises(ValueError, match="expected L×48×48×3"):
-        transform_video(frames, train=False)
+        transform_video(frames, train=False, crop_size=40)

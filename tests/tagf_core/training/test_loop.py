@@ -250,7 +250,7 @@ def test_a_baseline_is_a_run_beside_tagf_with_the_same_files_and_metrics(
     tracker = InMemoryTracker()
     result = train_run(_config(processed, tmp_path), spec, lambda run_id: tracker)
     paths = RunPaths.of(tmp_path, spec)
-    assert paths.folder.name == f"fold0-valence-{model}" and result.paths == paths
+    assert paths.folder.name == f"fold0-valence-{model}" and result.folder == paths.folder
     summary = json.loads(paths.summary.read_text())
     assert summary["model"] == model and summary["best_val_ccc"] == pytest.approx(result.best_val_ccc)
     assert {"train/loss", "train/ccc", "val/loss", "val/ccc", "val/rmse", "val/pcc"} <= {

@@ -11,18 +11,11 @@ import numpy as np
 import pytest
 from rich.console import Console
 
+from tagf_cli.tables import render_model_table, render_table
 from tagf_core.errors import TagfError
-from tagf_core.training.collect import (
-    CollectedRuns,
-    collect_runs,
-    compare_models,
-    read_extra_predictions,
-    render_model_table,
-    render_table,
-    write_model_comparison,
-    write_submission,
-    write_summary,
-)
+from tagf_core.results.collect import CollectedRuns, collect_runs, compare_models, read_extra_predictions
+from tagf_core.results.submission import write_submission
+from tagf_core.results.summary import write_model_comparison, write_summary
 
 STAMP = "cv"
 # best validation CCC per (fold, emotion); fold 2 has only valence

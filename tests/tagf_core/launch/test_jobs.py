@@ -9,19 +9,17 @@ import pytest
 
 from tagf_core.config import load_config
 from tagf_core.errors import TagfError
-from tagf_core.training.fanout import (
+from tagf_core.launch.jobs import (
     FoldJob,
     TrackingTarget,
-    _check_cluster,
-    _resources,
-    _unwrap,
     absolute_config,
     absolute_tracking_uri,
-    check_ray_address,
     launch_runs,
     run_fold_job,
 )
+from tagf_core.launch.ray_executor import check_cluster, check_ray_address, task_resources, unwrap_task_error
 from tagf_core.training.run import RunSpec
+from tagf_core.training.setup import RunData
 from tagf_synth import SynthReport
 
 
@@ -55,9 +53,12 @@ class _RayError(Exception):
 
 def test_a_task_error_reaches_the_user_as_one_line() -> None:
     bad = TagfError("processed/manifest.json: not found")
-    assert _unwrap(_RayError(bad)) is bad
-    assert str(_unwrap(_RayError(RuntimeError("CUDA out of memory\nmore")))) == "RuntimeError: CUDA out of memory"
-    assert str(_unwrap(_RayError(None))) == "_RayError: ray.exceptions.RayTaskError(...)"
+    assert unwrap_task_error(_RayError(bad)) is bad
+    assert (
+        str(unwrap_task_error(_RayError(RuntimeError("CUDA out of memory\nmore"))))
+        == "RuntimeError: CUDA out of memory"
+    )
+    assert str(unwrap_task_error(_RayError(None))) == "_RayError: ray.exceptions.RayTaskError(...)"
 
 
 class _FakeRay:
@@ -78,23 +79,24 @@ class _FakeRay:
 def _job(uri: str, tmp_path: Path) -> FoldJob:
     cfg = load_config(overrides={"train": {"output_root": tmp_path / "outputs"}})
     target = TrackingTarget(uri, "tagf", tmp_path / "mlruns")
-    return FoldJob(cfg, RunSpec("s", 0, "valence"), target, "parent", {}, False, False, False, "launch")
+    data = RunData(tmp_path, {})
+    return FoldJob(cfg, RunSpec("s", 0, "valence"), data, target, "parent", {}, False, False, False, "launch")
 
 
 def test_a_cluster_of_several_machines_needs_a_tracking_server(tmp_path: Path) -> None:
     two = _FakeRay([{"Alive": True, "Resources": {"CPU": 8}}, {"Alive": True, "Resources": {"CPU": 8}}])
     with pytest.raises(TagfError, match="2 machines.*sqlite:////x/mlflow.db.*MLFLOW_TRACKING_URI"):
-        _check_cluster(two, [_job("sqlite:////x/mlflow.db", tmp_path)])
-    _check_cluster(two, [_job("http://tracking:5000", tmp_path)])
+        check_cluster(two, [_job("sqlite:////x/mlflow.db", tmp_path)])
+    check_cluster(two, [_job("http://tracking:5000", tmp_path)])
     one = _FakeRay([{"Alive": True, "Resources": {"CPU": 8}}, {"Alive": False, "Resources": {"CPU": 8}}])
-    _check_cluster(one, [_job("sqlite:////x/mlflow.db", tmp_path)])  # one machine may share a local store
+    check_cluster(one, [_job("sqlite:////x/mlflow.db", tmp_path)])  # one machine may share a local store
 
 
 def test_a_run_task_asks_for_one_gpu_where_there_are_gpus_else_one_cpu() -> None:
     gpus = _FakeRay([{"Alive": True, "Resources": {"CPU": 16, "GPU": 2}}])
-    assert _resources(gpus) == ({"num_gpus": 1, "num_cpus": 1}, {"num_gpus": 1, "num_cpus": 1})
+    assert task_resources(gpus) == ({"num_gpus": 1, "num_cpus": 1}, {"num_gpus": 1, "num_cpus": 1})
     cpus = _FakeRay([{"Alive": True, "Resources": {"CPU": 4}}, {"Alive": True, "Resources": {"CPU": 12}}])
-    assert _resources(cpus) == ({"num_cpus": 12}, {"num_cpus": 1})  # the cache task alone takes a whole machine
+    assert task_resources(cpus) == ({"num_cpus": 12}, {"num_cpus": 1})  # the cache task alone takes a whole machine
 
 
 def test_a_job_on_a_machine_without_the_shared_output_root_fails_naming_it(tmp_path: Path) -> None:

@@ -1,4 +1,5 @@
-"""The frozen-backbone embedding cache and its window Dataset: same predictions as the eval model, safe reuse."""
+"""The frozen-backbone embedding cache (training/embed.py) and its window Dataset: what the eval model computes,
+safe reuse."""
 
 from __future__ import annotations
 
@@ -15,15 +16,11 @@ import pytest
 import torch
 from torch.utils.data import DataLoader
 
-from tagf_core.data.dataset import WindowDataset
-from tagf_core.data.embeddings import (
-    EmbeddingWindowDataset,
-    build_embedding_cache,
-    embedding_digest,
-)
+from tagf_core.data.dataset import EmbeddingWindowDataset, WindowDataset
 from tagf_core.data.layout import TrialRecord, read_manifest, write_manifest
 from tagf_core.errors import TagfError
 from tagf_core.model import TAGFModel, build_tagf
+from tagf_core.training import embed
 
 WriteProcessed = Callable[[Sequence[tuple[str, str, int]]], Path]
 L, HOP = 8, 5
@@ -44,8 +41,27 @@ def root(write_processed: WriteProcessed) -> Path:
     return write_processed(TRIALS)
 
 
+CROP = 40
+
+
+def records_of(root: Path, trials: Sequence[str]) -> list[TrialRecord]:
+    known = {r.trial: r for r in read_manifest(root)}
+    return [known[t] for t in trials]
+
+
 def embedding_dataset(cache_dir: Path, root: Path, trials: Sequence[str] = NAMES) -> EmbeddingWindowDataset:
-    return EmbeddingWindowDataset(cache_dir, root, trials, emotion="valence", window_len=L, hop_len=HOP)
+    return EmbeddingWindowDataset(
+        cache_dir, root, records_of(root, trials), emotion="valence", window_len=L, hop_len=HOP, crop_size=CROP
+    )
+
+
+def build_embedding_cache(root: Path, model: TAGFModel, records: Sequence[TrialRecord], **kwargs: object) -> Path:
+    options: dict[str, object] = {"crop_size": CROP, "batch_size": 256, **kwargs}
+    return embed.build_embedding_cache(root, model, records, **options)  # type: ignore[arg-type]
+
+
+def embedding_digest(model: TAGFModel, records: Sequence[TrialRecord]) -> str:
+    return embed.embedding_digest(model, records, CROP)
 
 
 def file_stamps(folder: Path) -> dict[str, int]:
@@ -60,7 +76,9 @@ def stack(samples: Sequence[Mapping[str, object]], key: str) -> torch.Tensor:
 def test_cached_windows_give_what_the_eval_model_computes(root: Path, model: TAGFModel) -> None:
     cache_dir = build_embedding_cache(root, model, read_manifest(root), batch_size=4)  # chunks split alpha
     frozen = embedding_dataset(cache_dir, root)
-    images = WindowDataset(root, NAMES, emotion="valence", train=False, window_len=L, hop_len=HOP)
+    images = WindowDataset(
+        root, records_of(root, NAMES), emotion="valence", train=False, window_len=L, hop_len=HOP, crop_size=CROP
+    )
     assert frozen.windows == images.windows and len(frozen) == 4  # alpha 0 and tail 4, beta 0, gamma 0
     emb = [frozen[i] for i in range(len(frozen))]
     img = [images[i] for i in range(len(images))]
@@ -96,7 +114,9 @@ def test_digest_follows_backbone_weights_and_trial_inputs_only(
 
     changed = copy.deepcopy(model)
     with torch.no_grad():
-        for parameter in changed.head_parameters():
+        for name, parameter in changed.named_parameters():
+            if name.startswith(("visual_backbone.", "audio_backbone.")):
+                continue
             parameter.add_(1.0)  # the layers after the backbones are what frozen mode trains; they do not enter
     assert embedding_digest(changed, records) == digest
 

@@ -1,0 +1,1 @@
+"""Predictions from trained runs: for a partition of their data, for arrays, for any video file."""

@@ -1,0 +1,246 @@
+"""Many fold × emotion runs from one command: in sequence in this process, or as Ray tasks across a cluster
+(``ray_executor.py``).
+
+Both executors run the same job, ``run_fold_job``: open the run's child under the stamp's parent run on the
+shared tracking store, then ``train_run``. Only where it runs differs.
+
+On Ray, one task per job asks for one GPU when the cluster has GPUs (one CPU otherwise). A task whose worker
+dies (killed, out of memory, its machine lost) is retried by Ray; the retry finds run.json written by the same
+launch and resumes from the run's last checkpoint, in the same MLflow run, instead of starting over. A job that
+fails on bad input (a ``TagfError``) is not retried: the other jobs go on and the command reports it at the end.
+With frozen backbones, one task builds the embedding cache before the runs start, so twelve runs do not embed
+the dataset twelve times. Every path a task touches must be shared storage mounted at the same path on every
+machine; the driver makes paths absolute and each task checks that it sees the stamp folder.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import uuid
+from collections.abc import Callable, Sequence
+from contextlib import AbstractContextManager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tagf_core.config import TagfConfig
+from tagf_core.errors import TagfError
+from tagf_core.training.run import RunPaths, RunResult, RunSpec, run_config
+
+if TYPE_CHECKING:
+    from tagf_core.launch.ray_executor import RayOptions
+    from tagf_core.training.setup import RunData
+
+Executor = Literal["local", "ray"]
+EXECUTORS: tuple[Executor, ...] = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The MLflow store every job logs to; on a cluster, a server all machines reach."""
+
+    uri: str
+    experiment: str
+    artifact_root: Path
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold × emotion run, with everything a process on another machine needs to run it."""
+
+    cfg: TagfConfig
+    spec: RunSpec
+    data: RunData
+    """The manifest, read once by the launch (small: one record per trial)."""
+    tracking: TrackingTarget
+    parent_run_id: str
+    tags: dict[str, str]
+    resume: bool
+    overwrite: bool
+    debug: bool
+    launch: str
+    """Id of the command that submitted the job: a retried attempt that finds it in run.json resumes."""
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a running job reports to the command that waits for it."""
+
+    name: str
+    kind: Literal["started", "epoch", "finished", "failed"]
+    text: str
+    row: dict[str, float] = field(default_factory=dict)
+
+
+def new_launch() -> str:
+    return uuid.uuid4().hex
+
+
+def absolute_config(cfg: TagfConfig) -> TagfConfig:
+    """The config with every path absolute, so a worker started in another folder finds the same files."""
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(path).expanduser().resolve()
+
+    return cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"processed_root": absolute(cfg.data.processed_root)}),
+            "train": cfg.train.model_copy(
+                update={"output_root": absolute(cfg.train.output_root), "weights_dir": absolute(cfg.train.weights_dir)}
+            ),
+            "tracking": cfg.tracking.model_copy(update={"artifact_root": absolute(cfg.tracking.artifact_root)}),
+        }
+    )
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``sqlite:///relative.db`` → ``sqlite:////abs/relative.db``; other URIs as they are."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path, _, query = uri[len(prefix) :].partition("?")
+        if path and path != ":memory:":
+            return prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
+    return uri
+
+
+def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
+    """Train (or resume) the job's run where this process runs; see the module docstring for retries."""
+    from tagf_core.tracking.mlflow_tracker import MlflowSession
+    from tagf_core.training.loop import train_run
+    from tagf_core.training.run import read_run_record
+
+    paths = RunPaths.of(job.cfg.train.output_root, job.spec)
+    if not paths.folder.parent.is_dir():
+        raise TagfError(
+            f"{paths.folder.parent}: not visible on {socket.gethostname()}; the output root must be shared "
+            "storage mounted at the same path on every machine"
+        )
+    launch = read_run_record(paths).get("launch", "") if paths.run_record.exists() else None
+    retry = launch == job.launch
+    session = MlflowSession(job.tracking.uri, job.tracking.experiment, job.tracking.artifact_root)
+
+    def open_tracker(run_id: str | None) -> Any:
+        return session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
+
+    return train_run(
+        job.cfg,
+        job.spec,
+        open_tracker,
+        resume=retry or (job.resume and launch is not None),  # --resume starts the runs that never started
+        overwrite=job.overwrite and not retry,
+        debug=job.debug,
+        callbacks=callbacks,
+        launch=job.launch,
+        data=job.data,
+    )
+
+
+def launch_runs(
+    cfg: TagfConfig,
+    stamp: str,
+    folds: Sequence[int],
+    emotions: Sequence[str],
+    *,
+    models: Sequence[str] = ("tagf",),
+    resume: bool,
+    overwrite: bool,
+    debug: bool,
+    executor: Executor,
+    progress: Callable[[str], AbstractContextManager[Any]],
+    on_event: Callable[[JobEvent], None],
+    ray_options: RayOptions | None = None,
+) -> list[RunResult]:
+    """Train every fold × emotion: the parent run once, then one job per run on the chosen executor.
+
+    ``progress(name)`` gives each local run's TrainingCallbacks; Ray runs report through ``on_event``.
+
+    Raises:
+        TagfError: bad input or an unreachable tracking server (before any training work), or, after all the
+            others finished, the runs that failed.
+    """
+    from tagf_core.launch.ray_executor import RayOptions, check_ray_address, run_on_ray
+    from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
+    from tagf_core.training.setup import RunData
+
+    if executor not in EXECUTORS:
+        raise TagfError(f"executor {executor!r} is not one of {', '.join(EXECUTORS)}")
+    cfg = absolute_config(cfg)
+    specs = [
+        RunSpec(stamp, fold, emotion, model)  # type: ignore[arg-type]
+        for fold in folds
+        for emotion in emotions
+        for model in models
+    ]
+    tracking = TrackingTarget(
+        absolute_tracking_uri(resolve_tracking_uri(cfg.tracking.tracking_uri)),
+        cfg.tracking.experiment_name,
+        cfg.tracking.artifact_root,
+    )
+    data = RunData.read(cfg.data.processed_root)  # the one reading of the manifest for all runs
+    for fold in folds:  # every fold's split is checked now, not after the runs before it trained for hours
+        data.split(fold, debug=debug)
+    if executor == "ray":
+        check_ray_address((ray_options or RayOptions()).address or os.environ.get("RAY_ADDRESS"))
+    session = MlflowSession(tracking.uri, tracking.experiment, tracking.artifact_root)
+    session.check_reachable()
+    parent = session.parent_run(stamp)
+    (cfg.train.output_root / stamp).mkdir(parents=True, exist_ok=True)
+    launch, commit = new_launch(), git_commit()
+    jobs = [
+        FoldJob(
+            run_config(cfg, spec),
+            spec,
+            data,
+            tracking,
+            parent,
+            tags={
+                "stamp": stamp,
+                "fold": str(spec.fold),
+                "emotion": spec.emotion,
+                "model": spec.model,
+                "backbone": run_config(cfg, spec).train.backbone,
+                "git_commit": commit,
+                "executor": executor,
+            },
+            resume=resume,
+            overwrite=overwrite,
+            debug=debug,
+            launch=launch,
+        )
+        for spec in specs
+    ]
+    if executor == "local":
+        return run_in_sequence(jobs, progress)
+    results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
+    if failures:
+        listed = "; ".join(f"{name}: {message}" for name, message in failures)
+        raise TagfError(
+            f"{len(failures)} of {len(jobs)} runs failed ({listed}); the others are kept: rerun the failed ones "
+            "(`tagf train … --resume` continues the started ones and starts the others)"
+        )
+    return results
+
+
+def git_commit() -> str:
+    """The commit of the tagf checkout that runs, for the runs' tags; ``unknown`` outside a git checkout."""
+    try:
+        result = subprocess.run(
+            ["git", "rev-parse", "HEAD"], capture_output=True, text=True, timeout=5, cwd=Path(__file__).parent
+        )
+    except (OSError, subprocess.SubprocessError):
+        return "unknown"
+    return result.stdout.strip() or "unknown"
+
+
+# ---- local: one after the other, in this process -----------------------------------------------------------
+
+
+def run_in_sequence(jobs: Sequence[FoldJob], progress: Callable[[str], AbstractContextManager[Any]]) -> list[RunResult]:
+    """Run the jobs here, in order; ``progress(name)`` gives each run's TrainingCallbacks. Stops at the first error."""
+    results = []
+    for job in jobs:
+        with progress(job.spec.name) as callbacks:
+            results.append(run_fold_job(job, callbacks))
+    return results
