@@ -219,3 +219,34 @@ def test_train_resume_starts_the_runs_that_never_started(workspace: Path, mlflow
     assert "fold0-valence" in out and "fold0-arousal" in out and "mean ± std" in out
     for emotion in ("valence", "arousal"):
         assert json.loads((outputs / "partial" / f"fold0-{emotion}" / "summary.json").read_text())["epochs"] == 1
+
+
+def test_one_train_command_parses_the_manifest_once(
+    workspace: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Two emotions × (TAGF and a probe), frozen: four runs, one embedding cache, one reading of manifest.json."""
+    from tagf_core.data import layout
+
+    read_manifest, readings = layout.read_manifest, []
+
+    def counted(root: Path) -> list[layout.TrialRecord]:
+        readings.append(root)
+        return read_manifest(root)
+
+    parsed = []
+    read_text = Path.read_text
+
+    def counted_text(path: Path, *args: Any, **kwargs: Any) -> str:
+        if path.name == layout.MANIFEST_NAME:
+            parsed.append(path)
+        return read_text(path, *args, **kwargs)
+
+    monkeypatch.setattr(layout, "read_manifest", counted)
+    monkeypatch.setattr(Path, "read_text", counted_text)
+    for module in ("tagf_core.training.setup",):  # modules that imported the function itself
+        monkeypatch.setattr(f"{module}.read_manifest", counted)
+    _invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "once",
+            "--model", "tagf", "--model", "ridge", "--max-epochs", "1", "--config", str(workspace / "run.toml"),
+            "--output-root", str(workspace / "outputs"))  # fmt: skip
+    assert len({p.name for p in (workspace / "outputs" / "once").iterdir() if p.is_dir()}) == 4
+    assert len(readings) == 1 and len(parsed) == 1
