@@ -11,7 +11,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from tagf_core.config import ModelConfig
+from tagf_core.config import DataConfig, ModelConfig
 from tagf_core.model.audio_backbone import EMBEDDING_DIM as AUDIO_EMBEDDING_DIM
 from tagf_core.model.audio_backbone import AudioBackbone
 from tagf_core.model.cross_attention import JointCrossAttention
@@ -49,13 +49,14 @@ class TAGFModel(nn.Module):
 
     def __init__(
         self,
-        window_len: int = 300,
-        video_channels: tuple[int, ...] = (512, 512, 256, 256),
-        audio_channels: tuple[int, ...] = (128, 128, 128, 128),
-        kernel_size: int = 5,
-        tcn_dropout: float = 0.1,
-        attention_dropout: float = 0.6,
-        gate_temperature: float = 0.1,
+        *,
+        window_len: int,
+        video_channels: tuple[int, ...],
+        audio_channels: tuple[int, ...],
+        kernel_size: int,
+        tcn_dropout: float,
+        attention_dropout: float,
+        gate_temperature: float,
         fusion: Fusion = "tagf",
     ) -> None:
         super().__init__()
@@ -180,25 +181,30 @@ def _embed_in_eval(backbone: nn.Module, items: Tensor, item_dims: int, batch_siz
 
 
 def build_tagf(**sizes: Any) -> TAGFModel:
-    """``TAGFModel(**sizes)`` with randomly initialised backbones, frozen as in the reference (ref §1.2–1.3).
+    """``TAGFModel`` with randomly initialised backbones, frozen as in the reference (ref §1.2–1.3).
 
-    ``sizes`` are TAGFModel's keyword arguments (window_len, video_channels, …); the defaults are its own.
+    ``sizes`` override TAGFModel's keyword arguments (window_len, video_channels, …); the others are the
+    reference's, taken from the config's defaults (the one place they are written).
     Load real backbone weights with ``load_visual_backbone_weights`` / ``load_audio_backbone_weights``.
     """
-    model = TAGFModel(**sizes)
+    model = TAGFModel(**{**_sizes_of(ModelConfig(), DataConfig().window_len), **sizes})
     model.freeze_backbones()
     return model
 
 
 def build_tagf_from_config(model: ModelConfig, window_len: int, fusion: Fusion = "tagf") -> TAGFModel:
     """``build_tagf`` with the sizes of a config's ``model`` section and its ``data.window_len``."""
-    return build_tagf(
-        fusion=fusion,
-        window_len=window_len,
-        video_channels=model.video_tcn_channels,
-        audio_channels=model.audio_tcn_channels,
-        kernel_size=model.tcn_kernel_size,
-        tcn_dropout=model.tcn_dropout,
-        attention_dropout=model.attention_dropout,
-        gate_temperature=model.gate_temperature,
-    )
+    return build_tagf(fusion=fusion, **_sizes_of(model, window_len))
+
+
+def _sizes_of(model: ModelConfig, window_len: int) -> dict[str, Any]:
+    """The config's model section as TAGFModel's keyword arguments."""
+    return {
+        "window_len": window_len,
+        "video_channels": model.video_tcn_channels,
+        "audio_channels": model.audio_tcn_channels,
+        "kernel_size": model.tcn_kernel_size,
+        "tcn_dropout": model.tcn_dropout,
+        "attention_dropout": model.attention_dropout,
+        "gate_temperature": model.gate_temperature,
+    }

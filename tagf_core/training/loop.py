@@ -291,8 +291,9 @@ def _restore(
 ) -> tuple[WarmupPlateauSchedule, ReleaseController, torch.optim.Adam | None]:
     train = setup.cfg.train
     schedule = WarmupPlateauSchedule(
-        train.learning_rate, train.min_epochs, train.plateau_patience, train.plateau_factor
-    )
+        base_lr=train.learning_rate, warmup_epochs=train.min_epochs, patience=train.plateau_patience,
+        factor=train.plateau_factor,
+    )  # fmt: skip
     # frozen mode releases nothing: the epoch-0 milestone only creates the optimizer, the next trigger ends the run
     network = setup.model
     stages = (

@@ -38,11 +38,12 @@ class ReleaseController:
 
     def __init__(
         self,
-        stages: Sequence[ReleaseStage] = (),
-        release_count: int = 3,
-        milestones: Sequence[int] = (0,),
-        min_epochs: int = 5,
-        min_lr: float = 1e-8,
+        stages: Sequence[ReleaseStage],
+        *,
+        release_count: int,
+        milestones: Sequence[int],
+        min_epochs: int,
+        min_lr: float,
     ) -> None:
         if release_count < 0:
             raise ValueError(f"release_count {release_count} must be >= 0")

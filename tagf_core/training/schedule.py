@@ -43,7 +43,7 @@ class WarmupPlateauSchedule:
         factor: multiplier of a plateau reduction.
     """
 
-    def __init__(self, base_lr: float = 1e-4, warmup_epochs: int = 5, patience: int = 5, factor: float = 0.1) -> None:
+    def __init__(self, *, base_lr: float, warmup_epochs: int, patience: int, factor: float) -> None:
         if base_lr <= 0:
             raise ValueError(f"base_lr {base_lr} must be positive")
         if warmup_epochs < 0 or patience < 0:

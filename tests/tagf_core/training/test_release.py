@@ -3,16 +3,29 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
+from typing import Any
 
 import pytest
 import torch
 from torch import nn
 
+from tagf_core.config import TrainConfig
 from tagf_core.model.tagf import ReleaseStage
 from tagf_core.training.release import ReleaseController
 from tagf_core.training.schedule import WarmupPlateauSchedule
 
 STAGE_NAMES = [("visual.a", "audio.a"), ("visual.b", "audio.b"), ("visual.c", "audio.c")]
+
+
+def reference_controller(stages: Sequence[ReleaseStage], **overrides: Any) -> ReleaseController:
+    """The controller with the reference's settings (the config's defaults), ``overrides`` changed."""
+    train = TrainConfig()
+    settings = {
+        "release_count": train.release_count, "milestones": train.milestones, "min_epochs": train.min_epochs,
+        "min_lr": train.min_learning_rate,
+    }  # fmt: skip
+    return ReleaseController(stages, **{**settings, **overrides})
 
 
 def _frozen_stages() -> tuple[ReleaseStage, ...]:
@@ -29,7 +42,7 @@ def _trainable(stages: tuple[ReleaseStage, ...]) -> list[list[bool]]:
 
 def test_milestone_releases_the_first_stage_at_epoch_0() -> None:
     stages = _frozen_stages()
-    controller = ReleaseController(stages)
+    controller = reference_controller(stages)
     assert not controller.exhausted and not controller.started
     assert controller.should_release(0, lr=1e-4, relative_epoch=0)
     assert controller.release(0) is stages[0]
@@ -39,7 +52,7 @@ def test_milestone_releases_the_first_stage_at_epoch_0() -> None:
 
 
 def test_lr_trigger_needs_the_minimum_epochs() -> None:
-    controller = ReleaseController(_frozen_stages(), milestones=(0,), min_epochs=5, min_lr=1e-8)
+    controller = reference_controller(_frozen_stages(), milestones=(0,), min_epochs=5, min_lr=1e-8)
     controller.release(0)
     assert not controller.should_release(1, lr=1e-4, relative_epoch=1)
     assert not controller.should_release(5, lr=1e-9, relative_epoch=5)  # relative epoch must exceed 5
@@ -50,7 +63,7 @@ def test_lr_trigger_needs_the_minimum_epochs() -> None:
 
 
 def test_milestones_other_than_zero_trigger_whatever_the_lr() -> None:
-    controller = ReleaseController(_frozen_stages(), milestones=(0, 3))
+    controller = reference_controller(_frozen_stages(), milestones=(0, 3))
     controller.release(0)
     assert controller.should_release(3, lr=1e-4, relative_epoch=3)
     assert not controller.should_release(2, lr=1e-4, relative_epoch=2)
@@ -58,7 +71,7 @@ def test_milestones_other_than_zero_trigger_whatever_the_lr() -> None:
 
 def test_release_count_exhaustion() -> None:
     stages = _frozen_stages()
-    controller = ReleaseController(stages, release_count=2)
+    controller = reference_controller(stages, release_count=2)
     assert controller.release(0) is stages[0]
     assert not controller.exhausted
     assert controller.release(35) is stages[1]
@@ -71,13 +84,13 @@ def test_release_count_exhaustion() -> None:
 
 def test_all_stages_released_then_exhausted() -> None:
     stages = _frozen_stages()
-    controller = ReleaseController(stages, release_count=3)
+    controller = reference_controller(stages, release_count=3)
     assert [controller.release(epoch) for epoch in (0, 35, 70)] == list(stages)
     assert controller.exhausted and _trainable(stages) == [[True, True]] * 3
 
 
 def test_frozen_mode_starts_at_the_milestone_and_ends_at_the_next_trigger() -> None:
-    controller = ReleaseController(stages=())
+    controller = reference_controller(())
     assert not controller.exhausted  # the first trigger starts training even with nothing to release
     assert controller.should_release(0, lr=1e-4, relative_epoch=0)
     assert controller.release(0) is None
@@ -88,7 +101,7 @@ def test_frozen_mode_starts_at_the_milestone_and_ends_at_the_next_trigger() -> N
 
 def test_release_count_zero_behaves_as_frozen_mode() -> None:
     stages = _frozen_stages()
-    controller = ReleaseController(stages, release_count=0)
+    controller = reference_controller(stages, release_count=0)
     assert controller.release(0) is None
     assert controller.exhausted and _trainable(stages) == [[False, False]] * 3
 
@@ -102,7 +115,10 @@ def test_with_the_schedule_a_stalled_run_releases_at_epochs_0_35_70(
     stages: tuple[ReleaseStage, ...], release_epochs: list[int], end_epoch: int
 ) -> None:
     # ref §3.4: after each start, 5 warm-up + 5 × 6 bad epochs bring the lr below 1e-8
-    controller, schedule = ReleaseController(stages), WarmupPlateauSchedule()
+    controller, schedule = (
+        reference_controller(stages),
+        WarmupPlateauSchedule(base_lr=1e-4, warmup_epochs=5, patience=5, factor=0.1),
+    )
     released_at, ended_at = [], None
     for epoch in range(200):
         if controller.should_release(epoch, schedule.lr, schedule.relative_epoch(epoch)):
@@ -120,7 +136,7 @@ def test_with_the_schedule_a_stalled_run_releases_at_epochs_0_35_70(
 
 
 def test_state_round_trip_restores_trainable_parameters() -> None:
-    controller = ReleaseController(_frozen_stages())
+    controller = reference_controller(_frozen_stages())
     controller.release(0)
     controller.release(35)
     state = json.loads(json.dumps(controller.state_dict()))
@@ -128,7 +144,7 @@ def test_state_round_trip_restores_trainable_parameters() -> None:
     resumed_stages = _frozen_stages()  # a freshly built model: everything frozen
     for parameter in resumed_stages[2].parameters:
         parameter.requires_grad_(True)  # even a stray trainable tensor is put back as saved
-    resumed = ReleaseController(())
+    resumed = reference_controller(())
     resumed.load_state_dict(state, resumed_stages)
     assert _trainable(resumed_stages) == [[True, True], [True, True], [False, False]]
     assert resumed.released == 2 and not resumed.exhausted
@@ -138,21 +154,21 @@ def test_state_round_trip_restores_trainable_parameters() -> None:
 
 
 def test_frozen_state_round_trip_stays_exhausted() -> None:
-    controller = ReleaseController(())
+    controller = reference_controller(())
     controller.release(0)
-    resumed = ReleaseController(())
+    resumed = reference_controller(())
     resumed.load_state_dict(json.loads(json.dumps(controller.state_dict())))
     assert resumed.started and resumed.exhausted and resumed.released == 0
 
 
 def test_loading_a_state_from_other_stages_fails() -> None:
-    controller = ReleaseController(_frozen_stages())
+    controller = reference_controller(_frozen_stages())
     controller.release(0)
     state = controller.state_dict()
     with pytest.raises(ValueError, match=r"released stages \[\('visual.a', 'audio.a'\)\]"):
-        ReleaseController(()).load_state_dict(state, ())  # a frozen-mode run cannot resume a release run
+        reference_controller(()).load_state_dict(state, ())  # a frozen-mode run cannot resume a release run
     renamed = tuple(ReleaseStage(("visual.x", "audio.x"), s.parameters) for s in _frozen_stages())
     with pytest.raises(ValueError, match="visual.x"):
-        ReleaseController(()).load_state_dict(state, renamed)
+        reference_controller(()).load_state_dict(state, renamed)
     with pytest.raises(ValueError, match="phase_epochs"):
-        ReleaseController(()).load_state_dict({"released": []})
+        reference_controller(()).load_state_dict({"released": []})

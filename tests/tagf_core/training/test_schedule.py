@@ -8,10 +8,21 @@ from typing import Any
 import pytest
 import torch
 
+from tagf_core.config import TrainConfig
 from tagf_core.training.schedule import WarmupPlateauSchedule
 
 BASE_LR = 1e-4
 BATCHES = 10
+
+
+def reference_schedule(**overrides: Any) -> WarmupPlateauSchedule:
+    """The schedule with the reference's settings (the config's defaults), ``overrides`` changed."""
+    train = TrainConfig()
+    settings = {
+        "base_lr": train.learning_rate, "warmup_epochs": train.min_epochs, "patience": train.plateau_patience,
+        "factor": train.plateau_factor,
+    }  # fmt: skip
+    return WarmupPlateauSchedule(**{**settings, **overrides})
 
 
 def _warm_up(schedule: WarmupPlateauSchedule, start: int = 0, epochs: int = 5) -> None:
@@ -33,7 +44,7 @@ def _bad_epochs(schedule: WarmupPlateauSchedule, start: int, count: int, best: f
 
 @pytest.mark.parametrize("relative", [0, 1, 2, 3, 4])
 def test_warmup_sawtooth_climbs_from_zero_each_epoch(relative: int) -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     for epoch in range(relative):
         schedule.end_epoch(epoch, val_ccc=0.0, best_so_far=0.0)
     assert schedule.lr_for_batch(relative, 0, BATCHES) == 0.0
@@ -46,7 +57,7 @@ def test_warmup_sawtooth_climbs_from_zero_each_epoch(relative: int) -> None:
 
 
 def test_full_lr_only_from_the_end_of_the_fifth_epoch() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     _warm_up(schedule, epochs=4)
     assert schedule.lr == pytest.approx((BATCHES - 1) * BASE_LR * 4 / (BATCHES * 25))  # still the sawtooth
     for batch in range(BATCHES):
@@ -57,7 +68,7 @@ def test_full_lr_only_from_the_end_of_the_fifth_epoch() -> None:
 
 
 def test_plateau_reduces_on_the_sixth_bad_epoch_not_the_fifth() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR, patience=5, factor=0.1)
+    schedule = reference_schedule(base_lr=BASE_LR, patience=5, factor=0.1)
     _warm_up(schedule)
     lrs = _bad_epochs(schedule, start=5, count=6)
     assert lrs[:5] == [BASE_LR] * 5
@@ -69,7 +80,7 @@ def test_plateau_reduces_on_the_sixth_bad_epoch_not_the_fifth() -> None:
 
 
 def test_warmup_epochs_do_not_count_as_bad() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     _bad_epochs(schedule, start=0, count=5)  # the whole warm-up without improvement
     assert schedule.bad_epochs == 0
     lrs = _bad_epochs(schedule, start=5, count=6)
@@ -77,7 +88,7 @@ def test_warmup_epochs_do_not_count_as_bad() -> None:
 
 
 def test_improvement_resets_the_bad_epoch_count() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     _warm_up(schedule)
     _bad_epochs(schedule, start=5, count=5, best=0.5)
     schedule.end_epoch(10, val_ccc=0.6, best_so_far=0.5)  # a new best
@@ -89,7 +100,7 @@ def test_improvement_resets_the_bad_epoch_count() -> None:
 def test_five_reductions_are_needed_to_fall_below_1e_minus_8() -> None:
     # ref §3.3: 1e-4 · 0.1⁴ = 1.0000000000000004e-8 is not < 1e-8
     assert 1e-4 * 0.1 * 0.1 * 0.1 * 0.1 == 1.0000000000000004e-8
-    schedule = WarmupPlateauSchedule(base_lr=1e-4)
+    schedule = reference_schedule(base_lr=1e-4)
     _warm_up(schedule)
     epoch, reductions, lr = 5, 0, schedule.lr
     while schedule.lr >= 1e-8:
@@ -102,14 +113,14 @@ def test_five_reductions_are_needed_to_fall_below_1e_minus_8() -> None:
 
 
 def test_reductions_stop_below_the_reference_eps() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=1e-10, warmup_epochs=0, patience=0)
+    schedule = reference_schedule(base_lr=1e-10, warmup_epochs=0, patience=0)
     lrs = _bad_epochs(schedule, start=0, count=3)
     assert lrs[0] == pytest.approx(1e-11)  # a step of 9e-11 is taken
     assert lrs[1:] == [lrs[0], lrs[0]]  # a step of 9e-12 < 1e-11 is not
 
 
 def test_restart_begins_a_new_warmup_at_the_release_epoch() -> None:
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     _warm_up(schedule)
     _bad_epochs(schedule, start=5, count=8)
     assert schedule.lr < BASE_LR and schedule.bad_epochs == 2
@@ -123,7 +134,7 @@ def test_restart_begins_a_new_warmup_at_the_release_epoch() -> None:
 
 
 def test_batch_index_must_lie_in_the_epoch() -> None:
-    schedule = WarmupPlateauSchedule()
+    schedule = reference_schedule()
     with pytest.raises(ValueError, match=r"outside \[0, 10\)"):
         schedule.lr_for_batch(0, 10, 10)
 
@@ -134,7 +145,7 @@ def test_apply_sets_every_parameter_group() -> None:
         {"params": [torch.nn.Parameter(torch.zeros(3))], "lr": 1.0},
     ]
     optimizer = torch.optim.Adam(groups)
-    schedule = WarmupPlateauSchedule(base_lr=BASE_LR)
+    schedule = reference_schedule(base_lr=BASE_LR)
     schedule.lr_for_batch(0, 3, BATCHES)
     schedule.apply(optimizer)
     assert [group["lr"] for group in optimizer.param_groups] == [schedule.lr, schedule.lr]
@@ -156,12 +167,12 @@ def _continue(schedule: WarmupPlateauSchedule, start: int, epochs: int) -> list[
 
 @pytest.mark.parametrize(("stop_after", "bad_after_warmup"), [(2, 0), (8, 3)], ids=["mid-warmup", "mid-plateau"])
 def test_state_round_trip_continues_identically(stop_after: int, bad_after_warmup: int) -> None:
-    original = WarmupPlateauSchedule(base_lr=BASE_LR)
+    original = reference_schedule(base_lr=BASE_LR)
     original.restart(1)
     _continue(original, start=1, epochs=stop_after)
     assert original.bad_epochs == bad_after_warmup
     state = json.loads(json.dumps(original.state_dict()))
-    resumed = WarmupPlateauSchedule(base_lr=0.5, warmup_epochs=2, patience=1, factor=0.5)  # settings come from state
+    resumed = reference_schedule(base_lr=0.5, warmup_epochs=2, patience=1, factor=0.5)  # settings come from state
     resumed.load_state_dict(state)
     assert resumed.state_dict() == original.state_dict()
     next_epoch = 1 + stop_after
@@ -170,4 +181,4 @@ def test_state_round_trip_continues_identically(stop_after: int, bad_after_warmu
 
 def test_load_state_dict_names_missing_keys() -> None:
     with pytest.raises(ValueError, match="bad_epochs"):
-        WarmupPlateauSchedule().load_state_dict({"lr": 1e-4})
+        reference_schedule().load_state_dict({"lr": 1e-4})
