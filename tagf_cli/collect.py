@@ -9,23 +9,22 @@ import typer
 from rich.console import Console
 
 from tagf_cli.errors import user_errors
+from tagf_cli.options import Experiment, OutputRoot, Stamp
 from tagf_core.config import load_config
 from tagf_core.training.run import ModelName
 
 
 def collect(
-    stamp: Annotated[str, typer.Option("--stamp", help="The experiment whose runs to collect.")] = "tagf",
+    stamp: Stamp = "tagf",
     sample_file: Annotated[
         Path | None,
         typer.Option("--sample-file", help="Organisers' sample submission: rows and lengths follow it."),
     ] = None,
     out: Annotated[
-        Path | None, typer.Option("--out", help="Submission file [default: <output-root>/<stamp>/submission.txt].")
+        Path | None, typer.Option("--out", help="Submission file (default: <output-root>/<stamp>/submission.txt).")
     ] = None,
-    output_root: Annotated[
-        Path | None, typer.Option("--output-root", help="Where run folders are [default: outputs].")
-    ] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment [default: tagf].")] = None,
+    output_root: OutputRoot = None,
+    experiment: Experiment = None,
     model: Annotated[
         ModelName, typer.Option("--model", help="Whose runs make the table and the submission: tagf or a baseline.")
     ] = "tagf",

@@ -8,8 +8,9 @@ from typing import Annotated, Literal
 import typer
 
 from tagf_cli.errors import user_errors
+from tagf_cli.options import Emotion, Fold, Model, OutputRoot, Stamp
 from tagf_core.config import load_config
-from tagf_core.training.run import ModelName, RunSpec
+from tagf_core.training.run import RunSpec
 
 
 def run_folder_root(output_root: Path | None) -> Path:
@@ -18,24 +19,18 @@ def run_folder_root(output_root: Path | None) -> Path:
 
 
 def predict(
-    stamp: Annotated[str, typer.Option("--stamp", help="The run's stamp.")] = "tagf",
-    fold: Annotated[int, typer.Option("--fold", help="The run's fold.")] = 0,
-    emotion: Annotated[
-        Literal["valence", "arousal"], typer.Option("--emotion", help="The run's emotion (partition mode).")
-    ] = "valence",
-    model: Annotated[
-        ModelName, typer.Option("--model", help="The run's model: tagf or a baseline (partition mode).")
-    ] = "tagf",
+    stamp: Stamp = "tagf",
+    fold: Fold = 0,
+    emotion: Emotion = "valence",
+    model: Model = "tagf",
     partition: Annotated[
         Literal["extra", "validate"], typer.Option("--partition", help="Which trials to predict.")
     ] = "extra",
     video: Annotated[
         Path | None, typer.Option("--video", help="Any video file: faces detected, valence and arousal per frame.")
     ] = None,
-    out: Annotated[Path | None, typer.Option("--out", help="Folder for --video outputs [default: .].")] = None,
-    output_root: Annotated[
-        Path | None, typer.Option("--output-root", help="Where run folders are [default: outputs].")
-    ] = None,
+    out: Annotated[Path | None, typer.Option("--out", help="Folder for --video outputs (default: .).")] = None,
+    output_root: OutputRoot = None,
 ) -> None:
     """Write predictions of a trained run: a partition of its data, or any video (--video, both emotions)."""
     with user_errors():

@@ -9,8 +9,9 @@ from typing import Annotated
 import typer
 
 from tagf_cli.errors import user_errors
+from tagf_cli.options import ConfigFile, config_help
 from tagf_cli.progress import LazyProgress
-from tagf_core.config import PreprocessConfig, load_config
+from tagf_core.config import load_config
 from tagf_core.errors import TagfError
 
 log = logging.getLogger("tagf")
@@ -19,11 +20,8 @@ DataRoot = Annotated[
     Path | None,
     typer.Option("--data-root", help="Aff-Wild2 release root: annotations, cropped_aligned/ and videos (any depth)."),
 ]
-Out = Annotated[
-    Path | None,
-    typer.Option("--out", help="Output folder for the arrays and manifest.json [default: data.processed_root]."),
-]
-Workers = Annotated[int | None, typer.Option("--workers", help=PreprocessConfig.model_fields["workers"].description)]
+Out = Annotated[Path | None, typer.Option("--out", help=config_help("data.processed_root", "Output folder. "))]
+Workers = Annotated[int | None, typer.Option("--workers", help=config_help("preprocess.workers"))]
 ImportReference = Annotated[
     Path | None,
     typer.Option(
@@ -31,7 +29,6 @@ ImportReference = Annotated[
         help="Convert a dataset preprocessed by the reference code (compacted_48/ + dataset_info.pkl) instead.",
     ),
 ]
-ConfigFile = Annotated[Path | None, typer.Option("--config", help="TOML config file.")]
 
 
 def preprocess(

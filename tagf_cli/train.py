@@ -9,10 +9,11 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from tagf_cli.errors import user_errors
+from tagf_cli.options import ConfigFile, Emotion, Experiment, Fold, Model, OutputRoot, Stamp, config_help
 from tagf_cli.progress import EpochProgress
-from tagf_core.config import TagfConfig, TrainConfig, load_config
+from tagf_core.config import TagfConfig, load_config
 from tagf_core.errors import TagfError
-from tagf_core.training.run import ModelName
+from tagf_core.launch.ray_executor import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
     from tagf_core.launch.jobs import JobEvent
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("tagf")
 
 EmotionChoice = Literal["valence", "arousal", "both"]
+MAX_RETRIES_HELP = f"Ray: restarts of a run whose worker died; it resumes (default: {DEFAULT_MAX_RETRIES})."
 MODEL_HELP = (
     "What to train; repeat for several, each a run beside the others: tagf (default); baselines concat (TAGF's "
     "TCNs and head without cross-attention or gate), ridge, ridge-video, ridge-audio (linear probes on the frozen "
@@ -46,7 +48,7 @@ def run_folds(
 
     from tagf_cli.tables import render_model_table, render_table
     from tagf_core.launch.jobs import launch_runs
-    from tagf_core.launch.ray_executor import DEFAULT_MAX_RETRIES, RayOptions
+    from tagf_core.launch.ray_executor import RayOptions
     from tagf_core.results.collect import collect_runs, compare_models
 
     models = models or ["tagf"]
@@ -82,35 +84,23 @@ def print_event(event: JobEvent) -> None:
 
 
 def train(
-    data: Annotated[
-        Path | None, typer.Option("--data", help="Preprocessed data folder [default: data.processed_root].")
-    ] = None,
+    data: Annotated[Path | None, typer.Option("--data", help=config_help("data.processed_root"))] = None,
     fold: Annotated[
-        list[int] | None, typer.Option("--fold", help="Fold 0–5 (ref §2.4); repeat for several [default: 0].")
+        list[int] | None, typer.Option("--fold", help="Fold 0–5 (ref §2.4); repeat for several (default: 0).")
     ] = None,
     emotion: Annotated[
-        EmotionChoice,
-        typer.Option("--emotion", help="valence, arousal, or both (two models, ref §1.1)."),
+        EmotionChoice, typer.Option("--emotion", help="valence, arousal, or both (two models, ref §1.1).")
     ] = "valence",
-    stamp: Annotated[
-        str, typer.Option("--stamp", help="Name of this experiment; runs go to <output-root>/<stamp>/.")
-    ] = "tagf",
+    stamp: Stamp = "tagf",
     model: Annotated[list[str] | None, typer.Option("--model", metavar="MODEL", help=MODEL_HELP)] = None,
     backbone: Annotated[
-        Literal["release", "frozen"] | None,
-        typer.Option("--backbone", help=TrainConfig.model_fields["backbone"].description),
+        Literal["release", "frozen"] | None, typer.Option("--backbone", help=config_help("train.backbone"))
     ] = None,
-    max_epochs: Annotated[
-        int | None, typer.Option("--max-epochs", help="Maximum epochs [default: 100, ref §3.5].")
-    ] = None,
-    weights_dir: Annotated[
-        Path | None, typer.Option("--weights-dir", help=TrainConfig.model_fields["weights_dir"].description)
-    ] = None,
-    output_root: Annotated[
-        Path | None, typer.Option("--output-root", help="Where run folders go [default: outputs].")
-    ] = None,
-    experiment: Annotated[str | None, typer.Option("--experiment", help="MLflow experiment [default: tagf].")] = None,
-    config_file: Annotated[Path | None, typer.Option("--config", help="TOML config file.")] = None,
+    max_epochs: Annotated[int | None, typer.Option("--max-epochs", help=config_help("train.max_epochs"))] = None,
+    weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help=config_help("train.weights_dir"))] = None,
+    output_root: OutputRoot = None,
+    experiment: Experiment = None,
+    config_file: ConfigFile = None,
     debug: Annotated[
         bool, typer.Option("--debug", help="One trial per fold chunk, as the reference's -debug 1.")
     ] = False,
@@ -127,11 +117,15 @@ def train(
     ] = "local",
     ray_address: Annotated[
         str | None,
-        typer.Option("--ray-address", help="Ray cluster to use [default: RAY_ADDRESS, else a local Ray]."),
+        typer.Option("--ray-address", help="Ray cluster to use (default: RAY_ADDRESS, else a local Ray)."),
     ] = None,
     max_retries: Annotated[
         int | None,
-        typer.Option("--max-retries", min=0, help="Ray: restarts of a run whose worker died; it resumes [default: 3]."),
+        typer.Option(
+            "--max-retries",
+            min=0,
+            help=MAX_RETRIES_HELP,
+        ),
     ] = None,
 ) -> None:
     """Train TAGF on folds × emotions; every run is tracked in MLflow (params, CCC curves, model, predictions)."""
@@ -175,14 +169,10 @@ def chosen_models(given: list[str] | None) -> list[str]:
 
 def resume(
     stamp: Annotated[str, typer.Option("--stamp", help="The stamp of the run to continue.")],
-    fold: Annotated[int, typer.Option("--fold", help="Fold of the run.")] = 0,
-    emotion: Annotated[
-        Literal["valence", "arousal"], typer.Option("--emotion", help="Emotion of the run.")
-    ] = "valence",
-    model: Annotated[ModelName, typer.Option("--model", help="Model of the run (tagf or a baseline).")] = "tagf",
-    output_root: Annotated[
-        Path | None, typer.Option("--output-root", help="Where run folders are [default: outputs].")
-    ] = None,
+    fold: Fold = 0,
+    emotion: Emotion = "valence",
+    model: Model = "tagf",
+    output_root: OutputRoot = None,
     max_epochs: Annotated[
         int | None, typer.Option("--max-epochs", help="New epoch limit (may extend a finished run).")
     ] = None,

@@ -103,3 +103,13 @@ def test_import_reference_round_trips_arrays_made_by_preprocess(synth_release: S
                 np.testing.assert_array_equal(np.load(imported / record["trial"] / name), np.load(ours))
     partitions = {r["trial"]: r["partition"] for r in json.loads((imported / "manifest.json").read_text())["trials"]}
     assert partitions == {r["trial"]: r["partition"] for r in manifest}
+
+
+def test_help_text_and_defaults_come_from_the_config() -> None:
+    from tagf_core.config import TrainConfig
+
+    result = CliRunner().invoke(app, ["train", "--help"], env={"COLUMNS": "200", "TERM": "dumb"})
+    text = " ".join(result.output.replace("│", " ").split())
+    field = TrainConfig.model_fields["max_epochs"]
+    assert result.exit_code == 0
+    assert f"{field.description} (config train.max_epochs; default: {field.default})" in text
