@@ -1,7 +1,14 @@
-"""Shared synthetic releases: generated once per session, copied per test that changes them."""
+"""What the tests share, written once: one tiny synthetic release and its preprocessed arrays (generated once per
+session, copied by a test that changes them), one tiny run config, the CLI invoked in-process, helper modules
+loaded by path, and a real MLflow server.
+
+Releases made elsewhere are other on purpose: tagf_synth's own tests vary the generator's arguments, the Ray
+test needs 12 trials (two folds with validation trials), and tests/learning uses an independent generator.
+"""
 
 from __future__ import annotations
 
+import importlib.util
 import os
 import shutil
 import socket
@@ -9,8 +16,9 @@ import subprocess
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -33,6 +41,95 @@ def release_copy(synth_release: SynthReport, tmp_path: Path) -> Path:
     target = tmp_path / "raw"
     shutil.copytree(synth_release.out, target)
     return target
+
+
+@pytest.fixture(scope="session")
+def processed_release(synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """``synth_release`` preprocessed once (7 trials). Read-only: training writes its embedding cache into the
+    processed folder, so a test that trains copies it with ``processed_copy``."""
+    from preprocessing import preprocess_release
+
+    out = tmp_path_factory.mktemp("processed") / "processed"
+    report = preprocess_release(synth_release.out, out, workers=2)
+    assert not report.failed, [o.message for o in report.failed]
+    return out
+
+
+@pytest.fixture(scope="module")
+def processed_copy(processed_release: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A module's own copy of ``processed_release``, in a fresh folder that also holds its runs and stores."""
+    root = tmp_path_factory.mktemp("workspace")
+    shutil.copytree(processed_release, root / "processed")
+    return root / "processed"
+
+
+TINY_RUN = """
+[data]
+window_len = 16
+hop_len = 8
+
+[model]
+video_tcn_channels = [16, 16]
+audio_tcn_channels = [8, 8]
+
+[train]
+backbone = "frozen"
+batch_size = 4
+max_epochs = {max_epochs}
+min_epochs = 1
+learning_rate = 0.001
+
+[tracking]
+artifact_root = "{artifact_root}"
+"""
+
+
+@pytest.fixture(scope="session")
+def write_run_config() -> Callable[[Path, int], Path]:
+    """``write(folder, max_epochs)`` → ``folder/run.toml``: a tiny model and schedule that train in seconds on the
+    synthetic data; a local store puts its artifacts in ``folder/mlruns``."""
+
+    def write(folder: Path, max_epochs: int) -> Path:
+        path = folder / "run.toml"
+        path.write_text(TINY_RUN.format(max_epochs=max_epochs, artifact_root=folder / "mlruns"))
+        return path
+
+    return write
+
+
+@pytest.fixture(scope="session")
+def invoke() -> Callable[..., str]:
+    """``invoke(*args)``: run ``tagf <args>`` in this process, assert it succeeded, return its output."""
+    from typer.testing import CliRunner
+
+    from tagf_cli.app import app
+
+    runner = CliRunner()
+
+    def run(*args: str | Path) -> str:
+        result = runner.invoke(app, [str(a) for a in args])
+        assert result.exit_code == 0, result.output + repr(result.exception)
+        return result.output
+
+    return run
+
+
+@pytest.fixture(scope="session")
+def load_test_module() -> Callable[[Path], ModuleType]:
+    """``load(path)``: import a helper module of the tests by its path, once (tests are not a package)."""
+
+    def load(path: Path) -> ModuleType:
+        name = "tagf_tests_" + "_".join(path.resolve().relative_to(Path(__file__).parent).with_suffix("").parts)
+        if name in sys.modules:
+            return sys.modules[name]
+        spec = importlib.util.spec_from_file_location(name, path)
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+        return module
+
+    return load
 
 
 @pytest.fixture(scope="session")

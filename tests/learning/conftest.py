@@ -6,8 +6,7 @@ training code, not about a generator tuned alongside it.
 
 from __future__ import annotations
 
-import importlib.util
-import sys
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,23 +19,10 @@ from preprocessing.runner import PreprocessReport, preprocess_release
 DEFAULT_SET = {"train_trials": 7, "validate_trials": 2, "frames": 250, "seed": 0}
 
 
-def _load_sibling(name: str) -> ModuleType:
-    """Import a helper module of this folder by path (tests are not a package)."""
-    module_name = f"tagf_tests_learning_{name}"
-    if module_name in sys.modules:
-        return sys.modules[module_name]
-    spec = importlib.util.spec_from_file_location(module_name, Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def release_generator() -> ModuleType:
+def release_generator(load_test_module: Callable[[Path], ModuleType]) -> ModuleType:
     """The independent generator module (``write_release``, ``Release``, and its building blocks)."""
-    return _load_sibling("independent_release")
+    return load_test_module(Path(__file__).parent / "independent_release.py")
 
 
 @pytest.fixture(scope="session")

@@ -12,12 +12,12 @@ from preprocessing.logmel import log_mel_rows, patches_for_frames
 from preprocessing.media import read_video
 from preprocessing.single_video import video_arrays
 from tagf_core.errors import TagfError
-from tagf_synth import SynthReport, generate_dataset
+from tagf_synth import SynthReport
 
 
 @pytest.fixture(scope="module")
-def synth(tmp_path_factory: pytest.TempPathFactory) -> SynthReport:
-    return generate_dataset(tmp_path_factory.mktemp("synth") / "raw", trials=6, seconds=2.0, seed=1)
+def synth(synth_release: SynthReport) -> SynthReport:
+    return synth_release
 
 
 def _videos(synth: SynthReport, *, audio: bool) -> list[Path]:

@@ -8,7 +8,6 @@ from pathlib import Path
 import pytest
 from typer.testing import CliRunner
 
-from preprocessing import preprocess_release
 from tagf_cli.app import app
 from tagf_synth import SynthReport
 
@@ -16,34 +15,30 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def workspace(
-    synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory, write_run_config: Callable[[Path, int], Path]
-) -> Path:
-    root = tmp_path_factory.mktemp("remote")
-    report = preprocess_release(synth_release.out, root / "processed", workers=2)
-    assert not report.failed
-    write_run_config(root, 2)  # its local artifact root (root/mlruns) must stay unused: a server decides
-    return root
-
-
-def _invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
+def workspace(processed_copy: Path, write_run_config: Callable[[Path, int], Path]) -> Path:
+    """The module's folder: processed/ (the shared release), run.toml, and the runs and stores it makes."""
+    write_run_config(
+        processed_copy.parent, 2
+    )  # its local artifact root (root/mlruns) must stay unused: a server decides
+    return processed_copy.parent
 
 
 def test_train_then_collect_log_everything_to_the_tracking_server(
-    workspace: Path, mlflow_server: str, synth_release: SynthReport, monkeypatch: pytest.MonkeyPatch
+    workspace: Path,
+    mlflow_server: str,
+    synth_release: SynthReport,
+    monkeypatch: pytest.MonkeyPatch,
+    invoke: Callable[..., str],
 ) -> None:
     from mlflow.tracking import MlflowClient
 
     monkeypatch.setenv("MLFLOW_TRACKING_URI", mlflow_server)
     monkeypatch.chdir(workspace)  # a stray local store (./mlflow.db, ./mlruns) would show up here
     outputs = workspace / "outputs"
-    _invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "remote",
+    invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "remote",
             "--config", str(workspace / "run.toml"), "--output-root", str(outputs))  # fmt: skip
     sample = next(synth_release.out.glob("*test_set_sample*.txt"))
-    out = _invoke("collect", "--stamp", "remote", "--sample-file", str(sample), "--output-root", str(outputs))
+    out = invoke("collect", "--stamp", "remote", "--sample-file", str(sample), "--output-root", str(outputs))
     assert "mean ± std" in out
 
     client = MlflowClient(mlflow_server)

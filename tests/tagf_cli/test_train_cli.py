@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from typer.testing import CliRunner
 
-from preprocessing import preprocess_release
 from tagf_cli.app import app
 from tagf_synth import SynthReport
 
@@ -23,14 +22,10 @@ runner = CliRunner()
 
 
 @pytest.fixture(scope="module")
-def workspace(
-    synth_release: SynthReport, tmp_path_factory: pytest.TempPathFactory, write_run_config: Callable[[Path, int], Path]
-) -> Path:
-    root = tmp_path_factory.mktemp("cli")
-    report = preprocess_release(synth_release.out, root / "processed", workers=2)
-    assert not report.failed
-    write_run_config(root, 2)
-    return root
+def workspace(processed_copy: Path, write_run_config: Callable[[Path, int], Path]) -> Path:
+    """The module's folder: processed/ (the shared release), run.toml, and the runs and stores it makes."""
+    write_run_config(processed_copy.parent, 2)
+    return processed_copy.parent
 
 
 @pytest.fixture()
@@ -40,20 +35,14 @@ def mlflow_store(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     return uri
 
 
-def _invoke(*args: str) -> str:
-    result = runner.invoke(app, list(args))
-    assert result.exit_code == 0, result.output + repr(result.exception)
-    return result.output
-
-
 def test_train_both_emotions_then_resume_predict_and_collect(
-    workspace: Path, mlflow_store: str, synth_release: SynthReport
+    workspace: Path, mlflow_store: str, synth_release: SynthReport, invoke: Callable[..., str]
 ) -> None:
     from mlflow.tracking import MlflowClient
 
     outputs = workspace / "outputs"
     common = ["--output-root", str(outputs)]
-    _invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "cli",
+    invoke("train", "--data", str(workspace / "processed"), "--fold", "0", "--emotion", "both", "--stamp", "cli",
             "--config", str(workspace / "run.toml"), *common)  # fmt: skip
     for emotion in ("valence", "arousal"):
         folder = outputs / "cli" / f"fold0-{emotion}"
@@ -78,20 +67,18 @@ def test_train_both_emotions_then_resume_predict_and_collect(
     artifacts = {a.path for a in client.list_artifacts(valence.info.run_id)}
     assert {"training_log.csv", "config.toml", "plots", "predictions"} <= artifacts
 
-    _invoke("resume", "--stamp", "cli", "--fold", "0", "--emotion", "valence", "--max-epochs", "3", *common)
+    invoke("resume", "--stamp", "cli", "--fold", "0", "--emotion", "valence", "--max-epochs", "3", *common)
     resumed = client.get_run(valence.info.run_id)
     assert resumed.info.status == "FINISHED"
     assert sorted(m.step for m in client.get_metric_history(valence.info.run_id, "val/ccc")) == [0, 1, 2]
     assert len(client.search_runs([experiment.experiment_id])) == len(runs)  # the same run, not a new one
 
-    out = _invoke(
-        "predict", "--stamp", "cli", "--fold", "0", "--emotion", "arousal", "--partition", "validate", *common
-    )
+    out = invoke("predict", "--stamp", "cli", "--fold", "0", "--emotion", "arousal", "--partition", "validate", *common)
     assert "predictions for the validate partition" in out
 
     sample = next(synth_release.out.glob("*test_set_sample*.txt"))
     submission = workspace / "submission.txt"
-    out = _invoke("collect", "--stamp", "cli", "--sample-file", str(sample), "--out", str(submission), *common)
+    out = invoke("collect", "--stamp", "cli", "--sample-file", str(sample), "--out", str(submission), *common)
     assert "fold0" in out.replace("fold 0", "fold0") or "0" in out
     lines = submission.read_text().splitlines()
     assert lines[0] == "image_location,valence,arousal"
@@ -101,16 +88,18 @@ def test_train_both_emotions_then_resume_predict_and_collect(
     assert (outputs / "cli" / "summary.csv").exists() and (outputs / "cli" / "summary.md").exists()
 
     video = next((synth_release.out / "videos").glob("*.mp4"))
-    out = _invoke("predict", "--video", str(video), "--stamp", "cli", "--fold", "0", "--out", str(workspace), *common)
+    out = invoke("predict", "--video", str(video), "--stamp", "cli", "--fold", "0", "--out", str(workspace), *common)
     table = (workspace / f"{video.stem}_valence_arousal.csv").read_text().splitlines()
     assert table[0] == "frame,time_s,valence,arousal" and len(table) > 30
 
 
-def test_baselines_are_child_runs_beside_tagf_and_collect_compares_them(workspace: Path, mlflow_store: str) -> None:
+def test_baselines_are_child_runs_beside_tagf_and_collect_compares_them(
+    workspace: Path, mlflow_store: str, invoke: Callable[..., str]
+) -> None:
     from mlflow.tracking import MlflowClient
 
     outputs = workspace / "outputs"
-    out = _invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "models",
+    out = invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "models",
                   "--model", "tagf", "--model", "ridge", "--model", "ridge-audio", "--max-epochs", "1",
                   "--config", str(workspace / "run.toml"), "--output-root", str(outputs))  # fmt: skip
     assert "TAGF and baselines" in out
@@ -127,23 +116,25 @@ def test_baselines_are_child_runs_beside_tagf_and_collect_compares_them(workspac
     assert {"val/ccc", "val/rmse", "val/pcc", "train/ccc", "best/val_ccc", "probe/alpha"} <= set(ridge.data.metrics)
     assert len(client.get_metric_history(ridge.info.run_id, "val/ccc")) == 8
 
-    out = _invoke("collect", "--stamp", "models", "--output-root", str(outputs))
+    out = invoke("collect", "--stamp", "models", "--output-root", str(outputs))
     assert "TAGF and baselines" in out
     table = (outputs / "models" / "models.md").read_text()
     assert "| tagf |" in table and "| ridge |" in table and "| ridge-audio |" in table
-    out = _invoke("collect", "--stamp", "models", "--model", "ridge", "--output-root", str(outputs))
+    out = invoke("collect", "--stamp", "models", "--model", "ridge", "--output-root", str(outputs))
     assert "models (ridge): best validation CCC" in out
-    out = _invoke("predict", "--stamp", "models", "--emotion", "arousal", "--model", "ridge-audio",
+    out = invoke("predict", "--stamp", "models", "--emotion", "arousal", "--model", "ridge-audio",
                   "--partition", "validate", "--output-root", str(outputs))  # fmt: skip
     assert "fold0-arousal-ridge-audio" in out.replace("\n", "")
     refused = runner.invoke(app, ["train", "--data", str(workspace / "processed"), "--model", "lstm"])
     assert refused.exit_code == 1 and "--model 'lstm' is not one of tagf, concat" in refused.output
 
 
-def test_a_second_train_with_the_same_name_is_refused(workspace: Path, mlflow_store: str) -> None:
+def test_a_second_train_with_the_same_name_is_refused(
+    workspace: Path, mlflow_store: str, invoke: Callable[..., str]
+) -> None:
     args = ["train", "--data", str(workspace / "processed"), "--stamp", "twice", "--max-epochs", "1",
             "--config", str(workspace / "run.toml"), "--output-root", str(workspace / "outputs")]  # fmt: skip
-    _invoke(*args)
+    invoke(*args)
     again = runner.invoke(app, args)
     assert again.exit_code == 1
     assert "tagf resume" in again.output and "--overwrite" in again.output
@@ -180,13 +171,15 @@ def _final_state(outputs: Path, stamp: str) -> tuple[dict[str, Any], list[list[s
     return checkpoint["model"], [row[:-1] for row in rows]  # all columns but epoch_seconds
 
 
-def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(workspace: Path, mlflow_store: str) -> None:
+def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(
+    workspace: Path, mlflow_store: str, invoke: Callable[..., str]
+) -> None:
     import torch
 
     outputs = workspace / "outputs"
     common = ["--data", str(workspace / "processed"), "--config", str(workspace / "run.toml"),
               "--output-root", str(outputs), "--max-epochs", "6"]  # fmt: skip
-    _invoke("train", "--stamp", "straight", *common)
+    invoke("train", "--stamp", "straight", *common)
 
     env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_store}
     process = subprocess.Popen(
@@ -202,7 +195,7 @@ def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(work
     killed_at = torch.load(checkpoint, map_location="cpu", weights_only=True)["state"]["next_epoch"]
     assert killed_at < 6
 
-    _invoke("resume", "--stamp", "killed", "--fold", "0", "--emotion", "valence", "--output-root", str(outputs))
+    invoke("resume", "--stamp", "killed", "--fold", "0", "--emotion", "valence", "--output-root", str(outputs))
     straight_weights, straight_log = _final_state(outputs, "straight")
     resumed_weights, resumed_log = _final_state(outputs, "killed")
     assert resumed_log == straight_log and len(resumed_log) == 7  # header + 6 epochs, same metrics
@@ -210,19 +203,21 @@ def test_train_killed_with_sigkill_then_resumed_equals_an_uninterrupted_run(work
         assert torch.equal(resumed_weights[key], value), key
 
 
-def test_train_resume_starts_the_runs_that_never_started(workspace: Path, mlflow_store: str) -> None:
+def test_train_resume_starts_the_runs_that_never_started(
+    workspace: Path, mlflow_store: str, invoke: Callable[..., str]
+) -> None:
     outputs = workspace / "outputs"
     common = ["--data", str(workspace / "processed"), "--config", str(workspace / "run.toml"),
               "--output-root", str(outputs), "--max-epochs", "1", "--stamp", "partial"]  # fmt: skip
-    _invoke("train", "--emotion", "valence", *common)
-    out = _invoke("train", "--emotion", "both", "--resume", *common)
+    invoke("train", "--emotion", "valence", *common)
+    out = invoke("train", "--emotion", "both", "--resume", *common)
     assert "fold0-valence" in out and "fold0-arousal" in out and "mean ± std" in out
     for emotion in ("valence", "arousal"):
         assert json.loads((outputs / "partial" / f"fold0-{emotion}" / "summary.json").read_text())["epochs"] == 1
 
 
 def test_one_train_command_parses_the_manifest_once(
-    workspace: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch
+    workspace: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., str]
 ) -> None:
     """Two emotions × (TAGF and a probe), frozen: four runs, one embedding cache, one reading of manifest.json."""
     from tagf_core.data import layout
@@ -245,7 +240,7 @@ def test_one_train_command_parses_the_manifest_once(
     monkeypatch.setattr(Path, "read_text", counted_text)
     for module in ("tagf_core.training.setup",):  # modules that imported the function itself
         monkeypatch.setattr(f"{module}.read_manifest", counted)
-    _invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "once",
+    invoke("train", "--data", str(workspace / "processed"), "--emotion", "both", "--stamp", "once",
             "--model", "tagf", "--model", "ridge", "--max-epochs", "1", "--config", str(workspace / "run.toml"),
             "--output-root", str(workspace / "outputs"))  # fmt: skip
     assert len({p.name for p in (workspace / "outputs" / "once").iterdir() if p.is_dir()}) == 4

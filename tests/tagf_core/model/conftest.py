@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
@@ -42,22 +40,10 @@ def state_dict_like(name: str, seed: int = 0) -> dict[str, torch.Tensor]:
     return state
 
 
-def _load_sibling(name: str) -> ModuleType:
-    """Import a helper module of this folder by path (tests are not a package)."""
-    if f"tagf_tests_{name}" in sys.modules:  # test_reference_fixture.py loads it at import time too
-        return sys.modules[f"tagf_tests_{name}"]
-    spec = importlib.util.spec_from_file_location(f"tagf_tests_{name}", Path(__file__).parent / f"{name}.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
-
-
 @pytest.fixture(scope="session")
-def reference_lfan() -> ModuleType:
+def reference_lfan(load_test_module: Callable[[Path], ModuleType]) -> ModuleType:
     """The independent re-derivation of the reference LFAN (tests/…/reference_lfan.py), the equality oracle."""
-    return _load_sibling("reference_lfan")
+    return load_test_module(Path(__file__).parent / "reference_lfan.py")
 
 
 @pytest.fixture()

@@ -7,10 +7,8 @@ embeddings. Set ``REFERENCE_FULL_FORWARD=1`` to also run the whole forward at L 
 
 from __future__ import annotations
 
-import importlib.util
 import math
 import os
-import sys
 from pathlib import Path
 from types import ModuleType
 from typing import Any
@@ -20,23 +18,17 @@ import torch
 from torch import nn
 
 REFERENCE_DIR = Path(__file__).resolve().parent / "reference_keys"  # copies of shared/reference/*.tsv
-_HERE = Path(__file__).resolve().parent
 
 
-def load_reference_module() -> ModuleType:
-    """Import ``reference_lfan.py`` from this folder (the tests run with ``--import-mode=importlib``)."""
-    name = "tagf_tests_reference_lfan"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, _HERE / "reference_lfan.py")
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+ref: ModuleType  # the oracle, reference_lfan.py; set for this module's tests by _oracle
 
 
-ref = load_reference_module()
+@pytest.fixture(autouse=True, scope="module")
+def _oracle(reference_lfan: ModuleType) -> None:
+    global ref
+    ref = reference_lfan
+
+
 #: The oracle is loaded dynamically, so its classes are opaque to type checkers.
 Model = Any
 

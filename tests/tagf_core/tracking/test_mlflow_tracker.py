@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Iterator
+from contextlib import nullcontext
 from pathlib import Path
 from typing import Any
 
@@ -264,8 +265,14 @@ def test_the_parent_tracker_logs_to_the_parent_and_leaves_its_status(session: Ml
     assert _run(session, parent).info.status == "FINISHED"
 
 
-def test_a_local_store_needs_no_server_check(session: MlflowSession) -> None:
+def test_a_local_store_needs_no_server_check(session: MlflowSession, monkeypatch: pytest.MonkeyPatch) -> None:
+    contacted: list[object] = []
+    monkeypatch.setattr("urllib.request.urlopen", lambda *args, **kwargs: contacted.append(args) or nullcontext())
     session.check_reachable()  # sqlite: nothing to contact
+    assert session.tracking_uri.startswith("sqlite:") and contacted == []
+    remote = MlflowSession("http://tracking.invalid:5000", "tagf", Path("mlruns"))
+    remote.check_reachable()  # the same check does contact a server (here: the stub, which answers)
+    assert len(contacted) == 1
 
 
 def test_an_unreachable_server_fails_fast_with_one_line(tmp_path: Path) -> None:
