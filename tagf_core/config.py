@@ -14,6 +14,7 @@ pydantic-settings does not do them:
   It overrides ``_read_files`` of pydantic-settings, the one private method relied on. A source reads its
   file name from the settings class, so ``load_config`` uses a small subclass per file (about 1 ms).
 
+It is longer than most modules because it is the one place every setting and its reference default live.
 The run's fold and emotion are not settings: they come from ``--fold``/``--emotion`` into a ``RunSpec``.
 This module imports nothing from ``tagf_core.data``.
 """

@@ -1,6 +1,8 @@
 """The on-disk layout of a preprocessed dataset: the one contract between preprocessing and training.
 
-``preprocessing`` writes it, ``tagf_core.data`` reads and checks it. Torch-free on purpose.
+``preprocessing`` writes it, ``tagf_core.data`` reads and checks it. Torch-free on purpose. Longer than the
+other modules by design: every on-disk format of a dataset, with its reader and checks, is written down here
+and nowhere else.
 
     OUT/
       manifest.json                  {"format": "tagf-processed", "version": 2, "trials": [TrialRecord, ...]}
@@ -198,14 +200,9 @@ def write_manifest(root: Path, records: list[TrialRecord]) -> Path:
 def read_manifest(root: Path) -> list[TrialRecord]:
     """Read and check ``root/manifest.json``; raise TagfError naming the file on any problem."""
     path = Path(root) / MANIFEST_NAME
-    if not path.is_file():
-        raise TagfError(f"{path}: no manifest; run `tagf preprocess --out {root}` first")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise TagfError(f"{path}: not a readable JSON manifest ({e})") from e
-    if not isinstance(data, dict) or data.get("format") != MANIFEST_FORMAT:
-        raise TagfError(f"{path}: not a tagf manifest (expected format {MANIFEST_FORMAT!r})")
+    data = _read_document(
+        path, MANIFEST_FORMAT, "manifest", missing=f"no manifest; run `tagf preprocess --out {root}` first"
+    )
     if data.get("version") != MANIFEST_VERSION:
         raise TagfError(
             f"{path}: manifest version {data.get('version')!r} is not supported "
@@ -237,6 +234,20 @@ def array_problem(path: Path, dtype: str, shape: tuple[int, ...], expected: str 
     if array.dtype != np.dtype(dtype) or tuple(array.shape) != shape:
         return f"{path}: holds {array.dtype} {tuple(array.shape)}, {expected} {dtype} {shape}"
     return None
+
+
+def _read_document(path: Path, format_name: str, what: str, *, missing: str, advice: str = "") -> dict[str, Any]:
+    """A JSON object whose ``format`` is ``format_name`` (the versioned files of this layout); TagfError naming
+    ``path`` when it is missing (``missing`` says what to do), unreadable or of another format."""
+    if not path.is_file():
+        raise TagfError(f"{path}: {missing}")
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError) as e:
+        raise TagfError(f"{path}: not a readable JSON {what} ({e}){advice}") from e
+    if not isinstance(data, dict) or data.get("format") != format_name:
+        raise TagfError(f"{path}: not a tagf {what} (expected format {format_name!r})")
+    return data
 
 
 def check_trial_arrays(root: Path, record: TrialRecord) -> None:
@@ -335,14 +346,10 @@ def write_cache_manifest(
 def read_cache_manifest(cache_dir: Path, crop_size: int) -> dict[str, Any]:
     """Read and check ``cache.json``; raise TagfError naming it if the cache is unfinished or foreign."""
     path = cache_dir / CACHE_NAME
-    if not path.is_file():
-        raise TagfError(f"{path}: no cache manifest; the embedding cache was never finished, rebuild it")
-    try:
-        data = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError) as e:
-        raise TagfError(f"{path}: not a readable JSON cache manifest ({e}); rebuild the cache") from e
-    if not isinstance(data, dict) or data.get("format") != CACHE_FORMAT:
-        raise TagfError(f"{path}: not a tagf embedding cache (expected format {CACHE_FORMAT!r})")
+    data = _read_document(
+        path, CACHE_FORMAT, "cache manifest", missing="no cache manifest; the embedding cache was never finished, "
+        "rebuild it", advice="; rebuild the cache",
+    )  # fmt: skip
     if data.get("version") != CACHE_VERSION or data.get("crop_size") != crop_size:
         raise TagfError(
             f"{path}: cache version {data.get('version')!r}, crop {data.get('crop_size')!r} is not what this run "
