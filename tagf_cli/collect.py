@@ -35,15 +35,13 @@ def collect(
     from tagf_core.results.collect import collect_runs, compare_models
     from tagf_core.results.submission import write_submission
     from tagf_core.results.summary import write_model_comparison, write_summary
-    from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
+    from tagf_core.tracking.mlflow_tracker import TrackingTarget
 
     with user_errors():
         cfg = load_config(
             overrides={"tracking": {"experiment_name": experiment}, "train": {"output_root": output_root}}
         )
-        session = MlflowSession(
-            resolve_tracking_uri(cfg.tracking.tracking_uri), cfg.tracking.experiment_name, cfg.tracking.artifact_root
-        )
+        session = TrackingTarget.of(cfg.tracking).open()
         session.check_reachable()  # before any file is written
         root = cfg.train.output_root
         collected = collect_runs(root, stamp, model)

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
+from tagf_core.tracking.mlflow_tracker import TrackingTarget
 from tagf_core.training.run import RunPaths, RunResult, RunSpec, run_config
 
 if TYPE_CHECKING:
@@ -35,15 +36,6 @@ if TYPE_CHECKING:
 
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[Executor, ...] = ("local", "ray")
-
-
-@dataclass(frozen=True)
-class TrackingTarget:
-    """The MLflow store every job logs to; on a cluster, a server all machines reach."""
-
-    uri: str
-    experiment: str
-    artifact_root: Path
 
 
 @dataclass(frozen=True)
@@ -95,19 +87,8 @@ def absolute_config(cfg: TagfConfig) -> TagfConfig:
     )
 
 
-def absolute_tracking_uri(uri: str) -> str:
-    """``sqlite:///relative.db`` → ``sqlite:////abs/relative.db``; other URIs as they are."""
-    prefix = "sqlite:///"
-    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
-        path, _, query = uri[len(prefix) :].partition("?")
-        if path and path != ":memory:":
-            return prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
-    return uri
-
-
 def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
     """Train (or resume) the job's run where this process runs; see the module docstring for retries."""
-    from tagf_core.tracking.mlflow_tracker import MlflowSession
     from tagf_core.training.loop import train_run
     from tagf_core.training.run import read_run_record
 
@@ -119,7 +100,7 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
         )
     launch = read_run_record(paths).get("launch", "") if paths.run_record.exists() else None
     retry = launch == job.launch
-    session = MlflowSession(job.tracking.uri, job.tracking.experiment, job.tracking.artifact_root)
+    session = job.tracking.open()
 
     def open_tracker(run_id: str | None) -> Any:
         return session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
@@ -161,7 +142,6 @@ def launch_runs(
             others finished, the runs that failed.
     """
     from tagf_core.launch.ray_executor import RayOptions, check_ray_address, run_on_ray
-    from tagf_core.tracking.mlflow_tracker import MlflowSession, resolve_tracking_uri
     from tagf_core.training.setup import RunData
 
     if executor not in EXECUTORS:
@@ -173,17 +153,13 @@ def launch_runs(
         for emotion in emotions
         for model in models
     ]
-    tracking = TrackingTarget(
-        absolute_tracking_uri(resolve_tracking_uri(cfg.tracking.tracking_uri)),
-        cfg.tracking.experiment_name,
-        cfg.tracking.artifact_root,
-    )
+    tracking = TrackingTarget.of(cfg.tracking)
     data = RunData.read(cfg.data.processed_root)  # the one reading of the manifest for all runs
     for fold in folds:  # every fold's split is checked now, not after the runs before it trained for hours
         data.split(fold, debug=debug)
     if executor == "ray":
         check_ray_address((ray_options or RayOptions()).address or os.environ.get("RAY_ADDRESS"))
-    session = MlflowSession(tracking.uri, tracking.experiment, tracking.artifact_root)
+    session = tracking.open()
     session.check_reachable()
     parent = session.parent_run(stamp)
     (cfg.train.output_root / stamp).mkdir(parents=True, exist_ok=True)

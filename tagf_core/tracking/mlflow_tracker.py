@@ -21,9 +21,11 @@ import urllib.error
 import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from tagf_core.config import TrackingConfig
 from tagf_core.errors import TagfError
 from tagf_core.tracking.tracker import RunStatus, artifact_names, raise_on_param_conflicts, tracked
 
@@ -31,7 +33,7 @@ if TYPE_CHECKING:
     import torch
     from mlflow.tracking import MlflowClient
 
-__all__ = ["MlflowSession", "MlflowTracker", "resolve_tracking_uri", "tracked"]
+__all__ = ["MlflowSession", "MlflowTracker", "TrackingTarget", "resolve_tracking_uri", "tracked"]
 
 log = logging.getLogger(__name__)
 
@@ -45,6 +47,36 @@ _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _DATASET_DIGEST_LEN = 100, 1000, 36
 def resolve_tracking_uri(default: str) -> str:
     """``MLFLOW_TRACKING_URI`` if set (and not empty), else ``default`` (the config's ``sqlite:///mlflow.db``)."""
     return os.environ.get(TRACKING_URI_ENV) or default
+
+
+def absolute_tracking_uri(uri: str) -> str:
+    """``sqlite:///relative.db`` → ``sqlite:////abs/relative.db``; other URIs as they are."""
+    prefix = "sqlite:///"
+    if uri.startswith(prefix) and not uri.startswith(prefix + "/"):
+        path, _, query = uri[len(prefix) :].partition("?")
+        if path and path != ":memory:":
+            return prefix + str(Path(path).resolve()) + (f"?{query}" if query else "")
+    return uri
+
+
+@dataclass(frozen=True)
+class TrackingTarget:
+    """The MLflow store and experiment runs log to, resolved once: what every process of a launch opens."""
+
+    uri: str
+    experiment: str
+    artifact_root: Path
+
+    @classmethod
+    def of(cls, tracking: TrackingConfig) -> TrackingTarget:
+        """``MLFLOW_TRACKING_URI`` or the config's store (a relative sqlite path made absolute), its experiment
+        and artifact root (absolute)."""
+        uri = absolute_tracking_uri(resolve_tracking_uri(tracking.tracking_uri))
+        return cls(uri, tracking.experiment_name, Path(tracking.artifact_root).expanduser().resolve())
+
+    def open(self) -> MlflowSession:
+        """The one way to open a session on the store (imports mlflow)."""
+        return MlflowSession(self.uri, self.experiment, self.artifact_root)
 
 
 def _is_server(uri: str) -> bool:
