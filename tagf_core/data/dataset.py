@@ -43,13 +43,10 @@ from tagf_core.data.windows import Window, check_window_args, list_windows
 from tagf_core.errors import TagfError
 
 
-class WindowSample(TypedDict):
-    """One window; a DataLoader batches each tensor to B×… and the rest to lists or B-long tensors."""
+class WindowRows(TypedDict):
+    """What every window sample holds besides its inputs; a DataLoader batches each tensor to B×… and the rest
+    to lists or B-long tensors."""
 
-    video: Tensor
-    """L×3×crop×crop float32 in [−1, 1]; padded frames are −1 (black before normalisation, ref §2.5)."""
-    logmel: Tensor
-    """L×96×64 float32, not normalised (ref §2.6); padded frames are 0."""
     label: Tensor
     """L×1 float32, the chosen emotion's column; 0 on padded frames and for unlabelled (extra) trials."""
     mask: Tensor
@@ -60,6 +57,15 @@ class WindowSample(TypedDict):
     start: int
     length: int
     """Real frames in the window: L, or T for a trial shorter than L."""
+
+
+class WindowSample(WindowRows):
+    """One window of images for the backbones."""
+
+    video: Tensor
+    """L×3×crop×crop float32 in [−1, 1]; padded frames are −1 (black before normalisation, ref §2.5)."""
+    logmel: Tensor
+    """L×96×64 float32, not normalised (ref §2.6); padded frames are 0."""
 
 
 class TrialWindows:
@@ -238,23 +244,13 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
         )
 
 
-class EmbeddingWindowSample(TypedDict):
-    """One window of cached embeddings; the same fields as ``WindowSample`` with the images replaced."""
+class EmbeddingWindowSample(WindowRows):
+    """One window of cached embeddings: the rows of ``WindowSample`` with the images replaced."""
 
     video_embeddings: Tensor
     """L×512 float32; padded frames hold the embedding of a black (−1) face."""
     audio_embeddings: Tensor
     """L×128 float32; padded frames hold the embedding of an all-zero log-mel patch."""
-    label: Tensor
-    """L×1 float32, the chosen emotion's column; 0 on padded frames and for unlabelled (extra) trials."""
-    mask: Tensor
-    """L bool, True on real frames."""
-    frames: Tensor
-    """L int64, the 0-based video frame number of each row (``frames.npy``); −1 on padded frames."""
-    trial: str
-    start: int
-    length: int
-    """Real frames in the window: L, or T for a trial shorter than L."""
 
 
 class EmbeddingWindowDataset(TrialWindows, Dataset[EmbeddingWindowSample]):
