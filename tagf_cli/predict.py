@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 from typing import Annotated, Literal
 
@@ -11,6 +12,8 @@ from tagf_cli.errors import user_errors
 from tagf_cli.options import Emotion, Fold, Model, OutputRoot, Stamp
 from tagf_core.config import load_config
 from tagf_core.training.run import RunSpec
+
+log = logging.getLogger("tagf")
 
 
 def run_folder_root(output_root: Path | None) -> Path:
@@ -43,5 +46,12 @@ def predict(
             folder = predict_run(saved_config(root, spec), spec, partition)
             typer.echo(f"predictions for the {partition} partition in {folder}")
             return
-        csv_path, plot_path = predict_video(video, root, stamp, fold, model, out or Path("."))
+        from preprocessing.single_video import video_arrays
+        from tagf_core.inference.predict import VideoInput
+
+        arrays = video_arrays(video)
+        for warning in arrays.warnings:
+            log.warning("%s: %s", video, warning)
+        decoded = VideoInput(video.stem, arrays.faces, arrays.logmel, arrays.frames, arrays.fps)
+        csv_path, plot_path = predict_video(decoded, root, stamp, fold, model, out or Path("."))
     typer.echo(f"per-frame valence and arousal of {video} in {csv_path} (plot: {plot_path})")

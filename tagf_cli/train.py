@@ -16,7 +16,7 @@ from tagf_core.errors import TagfError
 from tagf_core.launch.ray_executor import DEFAULT_MAX_RETRIES
 
 if TYPE_CHECKING:
-    from tagf_core.launch.jobs import JobEvent
+    from tagf_core.launch.job import JobEvent
 
 log = logging.getLogger("tagf")
 

@@ -72,3 +72,8 @@ def test_only_the_cli_renders() -> None:
     """rich (tables, progress) is the CLI's; the core logs and returns values."""
     assert _importers("", ("rich",)) == {}
     assert _importers("", ("typer", "tagf_cli")) == {}
+
+
+def test_the_engine_imports_no_preprocessing_or_generator() -> None:
+    """preprocessing and tagf_synth build on tagf_core (the layout), never the other way: the CLI joins them."""
+    assert _importers("", ("preprocessing", "tagf_synth")) == {}

@@ -3,7 +3,7 @@ of a preprocessed dataset (``predict_arrays``), and for any video file (``predic
 
 from __future__ import annotations
 
-import logging
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -20,8 +20,6 @@ from tagf_core.training.checkpoint import load_torch
 from tagf_core.training.evaluate import write_predictions
 from tagf_core.training.run import ModelName, RunPaths, RunSpec, read_run_record, run_config, saved_config
 from tagf_core.training.setup import RunData, build_model, resolve_device, setup_run
-
-log = logging.getLogger(__name__)
 
 
 def predict_run(cfg: TagfConfig, spec: RunSpec, partition: str) -> Path:
@@ -48,36 +46,47 @@ def load_run_model(cfg: TagfConfig, spec: RunSpec) -> TAGFModel:
     return model.eval()
 
 
+@dataclass(frozen=True)
+class VideoInput:
+    """What ``predict_video`` needs of a video, decoded by the caller (``preprocessing.single_video``)."""
+
+    name: str
+    """Names the output files (the video's stem)."""
+    faces: np.ndarray
+    """T×48×48×3 uint8 faces, black where none was found."""
+    logmel: np.ndarray
+    """T×96×64 log-mel patches, one per frame."""
+    frames: np.ndarray
+    """T 0-based video frame numbers."""
+    fps: float
+
+
 def predict_video(
-    video: Path, output_root: Path, stamp: str, fold: int, model_name: ModelName, out: Path
+    video: VideoInput, output_root: Path, stamp: str, fold: int, model_name: ModelName, out: Path
 ) -> tuple[Path, Path]:
-    """Per-frame valence and arousal of any video file from the runs of ``stamp``/``fold``/``model_name`` (both
-    emotions): faces detected, log-mel aligned, windows as for a validation trial. Writes
-    ``<out>/<stem>_valence_arousal.csv`` (frame, time_s, valence, arousal) and a plot; returns both paths."""
-    from preprocessing.single_video import video_arrays
+    """Per-frame valence and arousal of a decoded video from the runs of ``stamp``/``fold``/``model_name`` (both
+    emotions), windows as for a validation trial. Writes ``<out>/<name>_valence_arousal.csv`` (frame, time_s,
+    valence, arousal) and a plot; returns both paths."""
     from tagf_core.tracking.plots import plot_valence_arousal
 
-    specs = {emotion: RunSpec(stamp, fold, emotion, model_name) for emotion in EMOTIONS}
-    configs = {emotion: saved_config(output_root, spec) for emotion, spec in specs.items()}
-    arrays = video_arrays(video)
-    for warning in arrays.warnings:
-        log.warning("%s: %s", video, warning)
     columns = {}
-    for emotion, cfg in configs.items():
-        model = load_run_model(cfg, specs[emotion])
+    for emotion in EMOTIONS:
+        spec = RunSpec(stamp, fold, emotion, model_name)
+        cfg = saved_config(output_root, spec)
+        model = load_run_model(cfg, spec)
         columns[emotion] = predict_arrays(
-            model, arrays.faces, arrays.logmel, hop_len=cfg.data.hop_len, crop_size=cfg.data.crop_size,
+            model, video.faces, video.logmel, hop_len=cfg.data.hop_len, crop_size=cfg.data.crop_size,
             batch_size=cfg.train.batch_size, device=resolve_device(cfg.train.device),
         )  # fmt: skip
-    frames = arrays.frames + 1
+    frames = video.frames + 1
     lines = ["frame,time_s,valence,arousal"] + [
-        f"{int(f)},{(f - 1) / arrays.fps:.3f},{v:.6f},{a:.6f}"
+        f"{int(f)},{(f - 1) / video.fps:.3f},{v:.6f},{a:.6f}"
         for f, v, a in zip(frames, columns["valence"], columns["arousal"], strict=True)
     ]
-    csv_path = out / f"{video.stem}_valence_arousal.csv"
+    csv_path = out / f"{video.name}_valence_arousal.csv"
     atomic_write(csv_path, "\n".join(lines) + "\n")
-    plot_path = out / f"{video.stem}_valence_arousal.png"
-    plot_valence_arousal(video.stem, frames / arrays.fps, columns["valence"], columns["arousal"], plot_path)
+    plot_path = out / f"{video.name}_valence_arousal.png"
+    plot_valence_arousal(video.name, frames / video.fps, columns["valence"], columns["arousal"], plot_path)
     return csv_path, plot_path
 
 

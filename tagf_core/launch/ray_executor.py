@@ -1,5 +1,5 @@
 """Fold × emotion jobs as Ray tasks: one per run (one GPU each where the cluster has GPUs), retried when the
-worker dies; with frozen backbones one task builds the embedding cache first. See ``jobs.py`` for the jobs."""
+worker dies; with frozen backbones one task builds the embedding cache first. See ``job.py`` for the job."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
-from tagf_core.launch.jobs import FoldJob, JobEvent, run_fold_job
+from tagf_core.launch.job import FoldJob, JobEvent, run_fold_job
 from tagf_core.training.run import RunResult, worker_name
 
 if TYPE_CHECKING:

@@ -9,7 +9,8 @@ import pytest
 
 from tagf_core.config import load_config
 from tagf_core.errors import TagfError
-from tagf_core.launch.jobs import FoldJob, absolute_config, launch_runs, run_fold_job
+from tagf_core.launch.job import FoldJob, absolute_config, run_fold_job
+from tagf_core.launch.jobs import launch_runs
 from tagf_core.launch.ray_executor import check_cluster, check_ray_address, task_resources, unwrap_task_error
 from tagf_core.tracking.mlflow_tracker import TrackingTarget, absolute_tracking_uri
 from tagf_core.training.run import RunSpec

@@ -1,0 +1,102 @@
+"""One fold × emotion job: everything a process on any machine needs to train (or resume) one run, and the
+job itself, ``run_fold_job``. Both executors of ``jobs.py`` (here in sequence, ``ray_executor.py`` as tasks) run it.
+"""
+
+from __future__ import annotations
+
+import socket
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+
+from tagf_core.config import TagfConfig
+from tagf_core.errors import TagfError
+from tagf_core.tracking.mlflow_tracker import TrackingTarget
+from tagf_core.training.run import RunPaths, RunResult, RunSpec
+
+if TYPE_CHECKING:
+    from tagf_core.training.setup import RunData
+
+Executor = Literal["local", "ray"]
+EXECUTORS: tuple[Executor, ...] = ("local", "ray")
+
+
+@dataclass(frozen=True)
+class FoldJob:
+    """One fold × emotion run, with everything a process on another machine needs to run it."""
+
+    cfg: TagfConfig
+    spec: RunSpec
+    data: RunData
+    """The manifest, read once by the launch (small: one record per trial)."""
+    tracking: TrackingTarget
+    parent_run_id: str
+    tags: dict[str, str]
+    resume: bool
+    overwrite: bool
+    debug: bool
+    launch: str
+    """Id of the command that submitted the job: a retried attempt that finds it in run.json resumes."""
+
+
+@dataclass(frozen=True)
+class JobEvent:
+    """What a running job reports to the command that waits for it."""
+
+    name: str
+    kind: Literal["started", "epoch", "finished", "failed"]
+    text: str
+    row: dict[str, float] = field(default_factory=dict)
+
+
+def new_launch() -> str:
+    return uuid.uuid4().hex
+
+
+def absolute_config(cfg: TagfConfig) -> TagfConfig:
+    """The config with every path absolute, so a worker started in another folder finds the same files."""
+
+    def absolute(path: Path | None) -> Path | None:
+        return None if path is None else Path(path).expanduser().resolve()
+
+    return cfg.model_copy(
+        update={
+            "data": cfg.data.model_copy(update={"processed_root": absolute(cfg.data.processed_root)}),
+            "train": cfg.train.model_copy(
+                update={"output_root": absolute(cfg.train.output_root), "weights_dir": absolute(cfg.train.weights_dir)}
+            ),
+            "tracking": cfg.tracking.model_copy(update={"artifact_root": absolute(cfg.tracking.artifact_root)}),
+        }
+    )
+
+
+def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
+    """Train (or resume) the job's run where this process runs; see the module docstring for retries."""
+    from tagf_core.training.loop import train_run
+    from tagf_core.training.run import read_run_record
+
+    paths = RunPaths.of(job.cfg.train.output_root, job.spec)
+    if not paths.folder.parent.is_dir():
+        raise TagfError(
+            f"{paths.folder.parent}: not visible on {socket.gethostname()}; the output root must be shared "
+            "storage mounted at the same path on every machine"
+        )
+    launch = read_run_record(paths).get("launch", "") if paths.run_record.exists() else None
+    retry = launch == job.launch
+    session = job.tracking.open()
+
+    def open_tracker(run_id: str | None) -> Any:
+        return session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
+
+    return train_run(
+        job.cfg,
+        job.spec,
+        open_tracker,
+        resume=retry or (job.resume and launch is not None),  # --resume starts the runs that never started
+        overwrite=job.overwrite and not retry,
+        debug=job.debug,
+        callbacks=callbacks,
+        launch=job.launch,
+        data=job.data,
+    )
