@@ -82,7 +82,8 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
             f"{paths.folder.parent}: not visible on {socket.gethostname()}; the output root must be shared "
             "storage mounted at the same path on every machine"
         )
-    launch = read_run_record(paths).get("launch", "") if paths.run_record.exists() else None
+    record = read_run_record(paths)  # {} when the run never started
+    launch = str(record.get("launch", "")) if record else None
     retry = launch == job.launch
     session = job.tracking.open()
 
@@ -99,4 +100,5 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
         callbacks=callbacks,
         launch=job.launch,
         data=job.data,
+        run_record=record,
     )

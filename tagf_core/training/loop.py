@@ -79,12 +79,13 @@ def train_run(
     callbacks: TrainingCallbacks | None = None,
     launch: str = "",
     data: RunData | None = None,
+    run_record: dict[str, Any] | None = None,
 ) -> RunResult:
     """Train (or resume) one fold × emotion run and return its best validation CCC.
 
     ``launch`` names the command that started this attempt; it is kept in run.json (with the host and process
     that hold the run), so a retried attempt of the same launch can tell its own run from an older one.
-    ``data`` is the manifest the launch read already (read here when None).
+    ``data`` is the manifest the launch read already, ``run_record`` the run.json it read (each read here when None).
 
     Raises:
         TagfError: bad data, weights or run folder, checked before any training work.
@@ -93,7 +94,7 @@ def train_run(
     paths = RunPaths.of(cfg.train.output_root, spec)
     check_run_folder(paths, resume=resume, overwrite=overwrite)
     checkpoint = load_checkpoint(paths.checkpoint) if resume and paths.checkpoint.exists() else None
-    previous = read_run_record(paths) if resume else {}
+    previous = (run_record if run_record is not None else read_run_record(paths)) if resume else {}
     debug = bool(previous.get("debug", debug))  # a resumed run keeps the trials it started with
     data = data if data is not None else RunData.read(cfg.data.processed_root)
     setup = setup_run(cfg, spec, paths, data, debug=debug)  # bad data or weights fail here, before the folder

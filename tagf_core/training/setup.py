@@ -11,7 +11,7 @@ import logging
 import os
 import random
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -41,18 +41,23 @@ CUDA_LOADER_WORKERS = 4  # data.num_workers = auto on CUDA: a GPU step is short 
 
 @dataclass(frozen=True)
 class RunData:
-    """A preprocessed dataset's manifest, read once and shared by every run of a launch."""
+    """A preprocessed dataset's manifest, read once, and its fold splits, each computed once: shared by every
+    run of a launch (and sent along to Ray tasks)."""
 
     root: Path
     records: dict[str, TrialRecord]
     """trial → record, in the manifest's order."""
+    splits: dict[tuple[int, bool], FoldSplit] = field(default_factory=dict, compare=False)
+    """(fold, debug) → split, filled by ``split``."""
 
     @classmethod
     def read(cls, root: Path) -> RunData:
         return cls(Path(root), {r.trial: r for r in read_manifest(root)})
 
     def split(self, fold: int, *, debug: bool = False) -> FoldSplit:
-        return split_fold(list(self.records.values()), fold, debug=debug)
+        if (fold, debug) not in self.splits:
+            self.splits[fold, debug] = split_fold(list(self.records.values()), fold, debug=debug)
+        return self.splits[fold, debug]
 
     def records_of(self, trials: Sequence[str]) -> list[TrialRecord]:
         unknown = [t for t in trials if t not in self.records]

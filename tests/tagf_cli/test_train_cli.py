@@ -219,9 +219,18 @@ def test_train_resume_starts_the_runs_that_never_started(
 def test_one_train_command_parses_the_manifest_once(
     workspace: Path, mlflow_store: str, monkeypatch: pytest.MonkeyPatch, invoke: Callable[..., str]
 ) -> None:
-    """Two emotions × (TAGF and a probe), frozen: four runs, one embedding cache, one reading of manifest.json."""
+    """Two emotions × (TAGF and a probe), frozen: four runs, one embedding cache, one reading of manifest.json,
+    one computation of the fold's split."""
     from tagf_core.data import layout
+    from tagf_core.training import setup
 
+    split_fold, splits = setup.split_fold, []
+
+    def counted_split(*args: Any, **kwargs: Any) -> Any:
+        splits.append(args[1])
+        return split_fold(*args, **kwargs)
+
+    monkeypatch.setattr(setup, "split_fold", counted_split)
     read_manifest, readings = layout.read_manifest, []
 
     def counted(root: Path) -> list[layout.TrialRecord]:
@@ -244,4 +253,4 @@ def test_one_train_command_parses_the_manifest_once(
             "--model", "tagf", "--model", "ridge", "--max-epochs", "1", "--config", str(workspace / "run.toml"),
             "--output-root", str(workspace / "outputs"))  # fmt: skip
     assert len({p.name for p in (workspace / "outputs" / "once").iterdir() if p.is_dir()}) == 4
-    assert len(readings) == 1 and len(parsed) == 1
+    assert len(readings) == 1 and len(parsed) == 1 and splits == [0]
