@@ -86,6 +86,7 @@ def _log_model(setup: RunSetup, tracker: Tracker) -> None:
 
 
 def render_log(history: Sequence[dict[str, float]]) -> str:
+    """training_log.csv: ``LOG_COLUMNS``, one row per epoch; counts as integers, the rest to 6 significant digits."""
     buffer = io.StringIO()
     writer = csv.writer(buffer)
     writer.writerow(LOG_COLUMNS)

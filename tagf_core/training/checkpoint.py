@@ -3,7 +3,8 @@
 The reference pickles its whole Trainer (GPU tensors, >1 GB, needs the same code and a GPU to load,
 ref §3.7). Here a checkpoint holds what a resume needs and nothing that runs code: the trained weights,
 the optimizer, the schedule and release state, early stopping, the epoch history, the RNG states and the
-MLflow run id. The best weights live in ``best.pt`` beside it.
+MLflow run id (``TrainingState``). The best weights live in ``best.pt`` beside it, with the config and run spec
+that rebuild their model (``best_record``).
 """
 
 from __future__ import annotations
