@@ -13,13 +13,10 @@ from typing import TYPE_CHECKING, Any, Literal
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
 from tagf_core.tracking.mlflow_tracker import TrackingTarget
-from tagf_core.training.run import RunPaths, RunResult, RunSpec
+from tagf_core.training.run import RunPaths, RunResult, RunSpec, read_run_record
 
 if TYPE_CHECKING:
     from tagf_core.training.setup import RunData
-
-Executor = Literal["local", "ray"]
-EXECUTORS: tuple[Executor, ...] = ("local", "ray")
 
 
 @dataclass(frozen=True)
@@ -72,9 +69,8 @@ def absolute_config(cfg: TagfConfig) -> TagfConfig:
 
 
 def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
-    """Train (or resume) the job's run where this process runs; see the module docstring for retries."""
+    """Train (or resume) the job's run where this process runs; a retry of the same launch resumes it (jobs.py)."""
     from tagf_core.training.loop import train_run
-    from tagf_core.training.run import read_run_record
 
     paths = RunPaths.of(job.cfg.train.output_root, job.spec)
     if not paths.folder.parent.is_dir():
