@@ -144,8 +144,9 @@ class TrialWindows:
             self._open.move_to_end(trial)
         return arrays
 
-    def window_rows(self, window: Window, arrays: dict[str, np.ndarray]) -> tuple[Tensor, Tensor, Tensor]:
-        """(label L×1 float32, mask L bool, frames L int64) of a window, padded to L."""
+    def window_rows(self, window: Window, arrays: dict[str, np.ndarray]) -> WindowRows:
+        """What every sample of ``window`` holds besides its inputs: label, mask and frames padded to L, and where
+        the window lies."""
         rows, n, size = slice(window.start, window.end), window.length, self.window_len
         label = np.zeros((size, 1), dtype=np.float32)  # ref §2.5: zeros on padding and for unlabelled trials
         if "label" in arrays:
@@ -154,7 +155,10 @@ class TrialWindows:
         frame_numbers[:n] = arrays["frames"][rows]
         mask = torch.zeros(size, dtype=torch.bool)
         mask[:n] = True
-        return torch.from_numpy(label), mask, torch.from_numpy(frame_numbers)
+        return WindowRows(
+            label=torch.from_numpy(label), mask=mask, frames=torch.from_numpy(frame_numbers), trial=window.trial,
+            start=window.start, length=n,
+        )  # fmt: skip
 
 
 class WindowDataset(TrialWindows, Dataset[WindowSample]):
@@ -230,18 +234,8 @@ class WindowDataset(TrialWindows, Dataset[WindowSample]):
         faces[:n] = arrays["video"][rows]
         logmel = np.zeros((size, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
         logmel[:n] = arrays["logmel"][rows]
-        label, mask, frame_numbers = self.window_rows(window, arrays)
         video = transform_video(faces, train=self.train, crop_size=self.crop_size, generator=self._generator(index))
-        return WindowSample(
-            video=video,
-            logmel=torch.from_numpy(logmel),
-            label=label,
-            mask=mask,
-            frames=frame_numbers,
-            trial=window.trial,
-            start=window.start,
-            length=n,
-        )
+        return WindowSample(video=video, logmel=torch.from_numpy(logmel), **self.window_rows(window, arrays))
 
 
 class EmbeddingWindowSample(WindowRows):
@@ -310,16 +304,10 @@ class EmbeddingWindowDataset(TrialWindows, Dataset[EmbeddingWindowSample]):
         audio = np.empty((size, AUDIO_EMBEDDING_DIM), dtype=np.float32)
         audio[:n] = arrays["audio"][rows]
         audio[n:] = self.padding_audio
-        label, mask, frame_numbers = self.window_rows(window, arrays)
         return EmbeddingWindowSample(
             video_embeddings=torch.from_numpy(video),
             audio_embeddings=torch.from_numpy(audio),
-            label=label,
-            mask=mask,
-            frames=frame_numbers,
-            trial=window.trial,
-            start=window.start,
-            length=n,
+            **self.window_rows(window, arrays),
         )
 
 
