@@ -8,9 +8,11 @@ import typer
 from rich.logging import RichHandler
 
 from tagf_cli import collect, predict, preprocess, synth, train
+from tagf_cli.errors import OneLineErrorGroup
 
 app = typer.Typer(
     name="tagf",
+    cls=OneLineErrorGroup,  # usage errors as one `error:` line and exit 1, as every other error
     help="TAGF (Time-aware Gated Fusion) valence–arousal estimation on Aff-Wild2, experiment-tracked.",
     no_args_is_help=True,
     add_completion=False,
