@@ -200,9 +200,7 @@ def write_manifest(root: Path, records: list[TrialRecord]) -> Path:
 def read_manifest(root: Path) -> list[TrialRecord]:
     """Read and check ``root/manifest.json``; raise TagfError naming the file on any problem."""
     path = Path(root) / MANIFEST_NAME
-    data = _read_document(
-        path, MANIFEST_FORMAT, "manifest", missing=f"no manifest; run `tagf preprocess --out {root}` first"
-    )
+    data = _read_document(path, MANIFEST_FORMAT, "manifest", missing=_no_manifest_advice(Path(root)))
     if data.get("version") != MANIFEST_VERSION:
         raise TagfError(
             f"{path}: manifest version {data.get('version')!r} is not supported "
@@ -218,6 +216,17 @@ def read_manifest(root: Path) -> list[TrialRecord]:
             raise TagfError(f"{path}: trial {r.trial!r} is listed twice")
         seen.add(r.trial)
     return records
+
+
+def _no_manifest_advice(root: Path) -> str:
+    """What to run when ``root`` has no manifest. A folder with files in it is not a processed folder (or one
+    whose preprocessing never finished): most often the raw release itself, given where its output belongs."""
+    if root.is_dir() and any(root.iterdir()):
+        return (
+            "no manifest: not a processed folder (for a raw release, run "
+            f"`tagf preprocess --data-root {root} --out <processed folder>` and use that folder)"
+        )
+    return f"no manifest; run `tagf preprocess --data-root <raw release> --out {root}` first"
 
 
 def array_problem(path: Path, dtype: str, shape: tuple[int, ...], expected: str = "expected") -> str | None:

@@ -62,3 +62,23 @@ def test_a_version_1_manifest_asks_for_a_new_preprocess(root: Path) -> None:
     path.write_text(json.dumps({**manifest, "version": 1}))
     with pytest.raises(TagfError, match=r"manifest version 1 is not supported .* re-run `tagf preprocess`"):
         read_manifest(root)
+
+
+def test_a_raw_release_given_as_processed_folder_is_told_to_preprocess_it_with_data_root(tmp_path: Path) -> None:
+    raw = tmp_path / "raw"
+    (raw / "cropped_aligned").mkdir(parents=True)
+    with pytest.raises(TagfError) as refused:
+        read_manifest(raw)
+    assert str(refused.value) == (
+        f"{raw / 'manifest.json'}: no manifest: not a processed folder (for a raw release, run "
+        f"`tagf preprocess --data-root {raw} --out <processed folder>` and use that folder)"
+    )
+
+
+def test_a_missing_processed_folder_is_told_to_preprocess_a_raw_release_into_it(tmp_path: Path) -> None:
+    with pytest.raises(TagfError) as refused:
+        read_manifest(tmp_path / "processed")
+    assert str(refused.value) == (
+        f"{tmp_path / 'processed' / 'manifest.json'}: no manifest; "
+        f"run `tagf preprocess --data-root <raw release> --out {tmp_path / 'processed'}` first"
+    )
