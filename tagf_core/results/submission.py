@@ -68,9 +68,13 @@ def write_submission(collected: CollectedRuns, out: Path, sample_file: Path | No
 def _read_sample(path: Path) -> list[tuple[str, str, int]]:
     """``(image_location, trial, 1-based frame)`` per row of the organisers' sample file, in file order."""
     try:
-        lines = [line.strip() for line in path.read_text().splitlines() if line.strip()]
+        # utf-8-sig strips a byte-order mark that Windows editors put in front of the header, as for annotations
+        text = path.read_bytes().decode("utf-8-sig")
     except OSError as e:
         raise TagfError(f"{path}: cannot read the sample file ({e.strerror})") from e
+    except UnicodeDecodeError as e:
+        raise TagfError(f"{path}: sample file is not UTF-8 text ({e.reason} at byte {e.start})") from e
+    lines = [line.strip() for line in text.splitlines() if line.strip()]
     if not lines or lines[0].split(",")[0].strip() != "image_location":
         raise TagfError(f"{path}: not a sample file (its first line should be `{SUBMISSION_HEADER}`)")
     rows = []

@@ -248,3 +248,19 @@ def test_a_summary_whose_model_disagrees_with_its_folder_is_refused(outputs: Pat
     (folder / "summary.json").write_text(json.dumps({**summary, "model": "concat"}))
     with pytest.raises(TagfError, match="model concat, but lies in fold0-valence-ridge"):
         collect_runs(outputs, STAMP, "ridge")
+
+
+def test_a_sample_file_with_a_byte_order_mark_is_read_as_without(outputs: Path, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_bytes(b"\xef\xbb\xbfimage_location,valence,arousal\r\na/00001.jpg,,\r\nb/00002.jpg,,\r\n")
+    rows = _rows(write_submission(collect_runs(outputs, STAMP), tmp_path / "sub.txt", sample))
+    assert [r[0] for r in rows] == ["a/00001.jpg", "b/00002.jpg"]
+
+
+def test_a_sample_file_that_is_not_utf8_is_one_line_naming_it(outputs: Path, tmp_path: Path) -> None:
+    sample = tmp_path / "sample.txt"
+    sample.write_bytes("image_location,valence,arousal\na/00001.jpg,,\n".encode("utf-16"))
+    with pytest.raises(TagfError) as refused:
+        write_submission(collect_runs(outputs, STAMP), tmp_path / "sub.txt", sample)
+    assert str(refused.value) == f"{sample}: sample file is not UTF-8 text (invalid start byte at byte 0)"
+    assert not (tmp_path / "sub.txt").exists()
