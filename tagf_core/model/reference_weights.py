@@ -20,6 +20,7 @@ from torch import Tensor, nn
 
 from tagf_core.errors import TagfError
 from tagf_core.model.tagf import TAGFModel, build_tagf
+from tagf_core.torch_files import load_torch
 
 log = logging.getLogger(__name__)
 
@@ -137,12 +138,7 @@ def from_reference_state_dict(state_dict: Mapping[str, Tensor], source: str = "r
 
 def _read_weights_file(path: Path) -> dict[str, Tensor]:
     path = Path(path)
-    try:
-        loaded = torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise TagfError(f"{path}: weight file not found") from e
-    except Exception as e:  # torch raises several types for a file that is not a safe state dict
-        raise TagfError(f"{path}: not a readable PyTorch state dict ({type(e).__name__}: {e})") from e
+    loaded = load_torch(path, "weight file")
     if not isinstance(loaded, Mapping) or not all(isinstance(v, Tensor) for v in loaded.values()):
         raise TagfError(f"{path}: holds a {type(loaded).__name__}, not a state dict of tensors")
     return dict(loaded)

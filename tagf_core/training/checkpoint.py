@@ -21,6 +21,7 @@ import torch
 from tagf_core.atomic import atomic_write
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
+from tagf_core.torch_files import load_torch  # the loop and prediction import it from here too
 from tagf_core.training.run import RunSpec
 
 CHECKPOINT_FORMAT = "tagf-checkpoint"
@@ -61,16 +62,6 @@ def save_torch(path: Path, payload: object) -> None:
     buffer = io.BytesIO()
     torch.save(payload, buffer)
     atomic_write(path, buffer.getvalue())
-
-
-def load_torch(path: Path, what: str) -> Any:
-    """``torch.load(weights_only=True)`` on the CPU; TagfError naming the file when it is missing or unsafe."""
-    try:
-        return torch.load(path, map_location="cpu", weights_only=True)
-    except FileNotFoundError as e:
-        raise TagfError(f"{path}: no {what}") from e
-    except Exception as e:  # torch raises several types for a damaged or unsafe file
-        raise TagfError(f"{path}: unreadable {what} ({type(e).__name__}: {e})") from e
 
 
 def best_record(

@@ -82,7 +82,7 @@ def test_checkpoint_files_load_with_weights_only(reference_like: StateLike, tmp_
     assert load_reference_checkpoint(path).window_len == 300
     evil = tmp_path / "evil.pth"
     torch.save({"weights": _NotATensor()}, evil)
-    with pytest.raises(TagfError, match=r"evil\.pth: not a readable PyTorch state dict"):
+    with pytest.raises(TagfError, match=r"evil\.pth: weight file holds objects other than tensors"):
         load_reference_checkpoint(evil)
 
 
@@ -117,7 +117,7 @@ def test_a_wrong_backbone_file_names_the_file_and_the_first_bad_key(reference_li
         load_audio_backbone_weights(model, tmp_path / "absent.pth")
     garbage = tmp_path / "garbage.pth"
     garbage.write_bytes(b"not a checkpoint")
-    with pytest.raises(TagfError, match=r"garbage\.pth: not a readable PyTorch state dict"):
+    with pytest.raises(TagfError, match=r"garbage\.pth: unreadable weight file"):
         load_visual_backbone_weights(model, garbage)
 
 
