@@ -47,8 +47,9 @@ def predict(
             typer.echo(f"predictions for the {partition} partition in {folder}")
             return
         from preprocessing.single_video import video_arrays
-        from tagf_core.inference.predict import VideoInput
+        from tagf_core.inference.predict import VideoInput, video_output_paths
 
+        video_output_paths(video.stem, out or Path("."))  # a name too long fails now, not after the inference
         arrays = video_arrays(video)
         for warning in arrays.warnings:
             log.warning("%s: %s", video, warning)

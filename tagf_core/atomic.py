@@ -21,12 +21,25 @@ def default_mode(folder: bool = False) -> int:
     return (0o777 if folder else 0o666) & ~mask
 
 
+NAME_KEPT_IN_TEMPORARY = 100
+"""At most this many bytes of a name are kept in its temporary sibling's (``.<name>.<random>.tmp``): a legal
+name of up to 255 bytes would otherwise give a temporary name the file system refuses (ENAMETOOLONG)."""
+
+
+def temporary_prefix(name: str) -> str:
+    """``.<name>.``, the name cut to NAME_KEPT_IN_TEMPORARY bytes (whole characters), for ``tempfile``'s prefix."""
+    kept = name[:NAME_KEPT_IN_TEMPORARY]
+    while len(os.fsencode(kept)) > NAME_KEPT_IN_TEMPORARY:
+        kept = kept[:-1]
+    return f".{kept}."
+
+
 def atomic_write(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file in the same folder, then ``os.replace``."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     payload = data.encode("utf-8") if isinstance(data, str) else data
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    fd, tmp_name = tempfile.mkstemp(prefix=temporary_prefix(path.name), suffix=".tmp", dir=path.parent)
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(payload)
@@ -59,7 +72,7 @@ def atomic_folder(
     target = Path(target)
     parent = Path(staging_parent) if staging_parent is not None else target.parent
     parent.mkdir(parents=True, exist_ok=True)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".partial", dir=parent))
+    staging = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=".partial", dir=parent))
     try:
         os.chmod(staging, default_mode(folder=True))  # mkdtemp makes it private; datasets may be shared
         yield staging
@@ -76,7 +89,7 @@ def _publish_folder(staging: Path, target: Path, parent: Path, keep_existing: Ca
     previous: Path | None = None
     if target.exists():
         # rename cannot replace a non-empty folder: move the old one aside onto an empty placeholder first
-        previous = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".old", dir=parent))
+        previous = Path(tempfile.mkdtemp(prefix=temporary_prefix(target.name), suffix=".old", dir=parent))
         os.replace(target, previous / target.name)
     try:
         os.rename(staging, target)

@@ -3,6 +3,7 @@ of a preprocessed dataset (``predict_arrays``), and for any video file (``predic
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -61,6 +62,35 @@ class VideoInput:
     fps: float
 
 
+def video_output_paths(name: str, out: Path) -> tuple[Path, Path]:
+    """``<out>/<name>_valence_arousal.csv`` and ``.png``, the files ``predict_video`` writes for a video whose stem
+    is ``name``. Call it before decoding the video, so that a name too long fails before any work.
+
+    Raises:
+        TagfError: a file name is longer than the file system of ``out`` allows.
+    """
+    paths = (Path(out) / f"{name}_valence_arousal.csv", Path(out) / f"{name}_valence_arousal.png")
+    longest = _longest_name(Path(out))
+    for path in paths:
+        size = len(os.fsencode(path.name))
+        if size > longest:
+            raise TagfError(
+                f"{path}: file name too long ({size} bytes; this file system allows {longest}): rename the video"
+            )
+    return paths
+
+
+def _longest_name(folder: Path) -> int:
+    """NAME_MAX of the file system ``folder`` is (or will be) on: that of its nearest existing ancestor."""
+    for existing in (folder.absolute(), *folder.absolute().parents):
+        if existing.exists():
+            try:
+                return os.pathconf(existing, "PC_NAME_MAX")
+            except (OSError, ValueError):
+                break
+    return 255  # ext4, xfs, btrfs, tmpfs
+
+
 def predict_video(
     video: VideoInput, output_root: Path, stamp: str, fold: int, model_name: ModelName, out: Path
 ) -> tuple[Path, Path]:
@@ -69,6 +99,7 @@ def predict_video(
     valence, arousal) and a plot; returns both paths."""
     from tagf_core.tracking.plots import plot_valence_arousal
 
+    csv_path, plot_path = video_output_paths(video.name, out)
     columns = {}
     for emotion in EMOTIONS:
         spec = RunSpec(stamp, fold, emotion, model_name)
@@ -83,9 +114,7 @@ def predict_video(
         f"{int(f)},{(f - 1) / video.fps:.3f},{v:.6f},{a:.6f}"
         for f, v, a in zip(frames, columns["valence"], columns["arousal"], strict=True)
     ]
-    csv_path = out / f"{video.name}_valence_arousal.csv"
     atomic_write(csv_path, "\n".join(lines) + "\n")
-    plot_path = out / f"{video.name}_valence_arousal.png"
     plot_valence_arousal(video.name, frames / video.fps, columns["valence"], columns["arousal"], plot_path)
     return csv_path, plot_path
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from typer.testing import CliRunner
 
@@ -45,3 +47,19 @@ def test_help_still_exits_0(args: list[str]) -> None:
 def test_tagf_alone_still_shows_the_help() -> None:
     result = runner.invoke(app, [])
     assert "Usage: tagf" in result.output and "preprocess" in result.output
+
+
+def test_a_video_name_too_long_for_the_outputs_fails_before_decoding(tmp_path: Path) -> None:
+    """A legal 244-byte name gives a 260-byte ``<stem>_valence_arousal.csv``: one line, before any work (the
+    file is no video at all, so decoding it would fail otherwise)."""
+    video = tmp_path / ("v" * 240 + ".mp4")
+    video.write_bytes(b"not a video")
+    result = runner.invoke(
+        app, ["predict", "--video", str(video), "--out", str(tmp_path), "--output-root", str(tmp_path)]
+    )
+    csv = tmp_path / f"{video.stem}_valence_arousal.csv"
+    assert result.exit_code == 1
+    assert (
+        result.output
+        == f"error: {csv}: file name too long (260 bytes; this file system allows 255): rename the video\n"
+    )
