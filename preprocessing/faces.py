@@ -116,22 +116,19 @@ def resize_bicubic(images: npt.NDArray[np.uint8], size: int) -> npt.NDArray[np.u
 # organiser crops
 
 
-def _read_jpeg_rgb(path: Path) -> npt.NDArray[np.uint8] | None:
-    """Decode a JPEG to uint8 H×W×3 RGB; None (with a warning) when it is unreadable, corrupt or truncated."""
+def _read_jpeg_rgb(path: Path) -> tuple[npt.NDArray[np.uint8] | None, str]:
+    """Decode a JPEG → (uint8 H×W×3 RGB, ""), or (None, what is wrong) when it is unreadable, corrupt or truncated."""
     try:
         data = path.read_bytes()
     except OSError as e:
-        log.warning("%s: unreadable face crop, using a black frame (%s)", path, e.strerror or e)
-        return None
+        return None, f"unreadable ({e.strerror or e})"
     # libjpeg decodes a truncated file without complaint (grey bottom), so require the end-of-image marker
     if b"\xff\xd9" not in data[-64:]:
-        log.warning("%s: truncated or not a JPEG (no end-of-image marker), using a black frame", path)
-        return None
+        return None, "truncated or not a JPEG (no end-of-image marker)"
     bgr = cv2.imdecode(np.frombuffer(data, dtype=np.uint8), cv2.IMREAD_COLOR)
     if bgr is None:
-        log.warning("%s: corrupt face crop, using a black frame", path)
-        return None
-    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8)
+        return None, "corrupt JPEG"
+    return np.asarray(cv2.cvtColor(bgr, cv2.COLOR_BGR2RGB), dtype=np.uint8), ""
 
 
 def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FACE_SIZE) -> tuple[FaceArray, int]:
@@ -139,11 +136,11 @@ def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FAC
 
     Kept frame k (0-based video frame) is ``folder / f"{k + 1:05d}.jpg"``. This fixes the reference,
     which read 00001…T in sequence and so shifted faces against labels after any −5 row (ref §2.2, §8).
-    A missing, unreadable or corrupt file gives a black frame and counts in ``missing`` (corrupt ones
-    are logged).
+    A missing, unreadable or corrupt file gives a black frame and counts in ``missing``; the unreadable and
+    corrupt ones are logged as one warning per trial (their number and the first of them).
 
     Raises:
-        TagfError: ``folder`` does not exist or holds no .jpg at all.
+        TagfError: ``folder`` does not exist or holds no .jpg at all, or no kept frame has a readable crop.
     """
     folder = Path(folder)
     if not folder.is_dir():
@@ -152,20 +149,25 @@ def load_cropped_faces(folder: Path, kept_frames: npt.ArrayLike, size: int = FAC
         raise TagfError(f"{folder}: face crop folder holds no .jpg file")
     frames = np.asarray(kept_frames, dtype=np.int64).reshape(-1)
     faces = np.zeros((frames.size, size, size, 3), dtype=np.uint8)  # T×size×size×3, black by default
-    missing = 0
+    missing, bad, first_bad = 0, 0, ""
     for row, frame in enumerate(frames):
         path = folder / CROP_NAME.format(int(frame) + 1)
-        image = _read_jpeg_rgb(path) if path.is_file() else None
+        image, problem = _read_jpeg_rgb(path) if path.is_file() else (None, "")
         if image is None:
             missing += 1
+            if problem:
+                bad += 1
+                first_bad = first_bad or f"{path.name}: {problem}"
             continue
         faces[row] = resize_bicubic(image, size)
+    bad_crops = f"{bad} of the {frames.size} kept frames' crops are corrupt or unreadable, the first {first_bad}"
     if frames.size and missing == frames.size:
-        # every face black would train silently on nothing: the crops are probably named differently
-        raise TagfError(
-            f"{folder}: none of the {frames.size} kept frames has a readable crop "
-            f"(expected files named like {CROP_NAME.format(int(frames[0]) + 1)} for video frame {int(frames[0])})"
-        )
+        # every face black would train silently on nothing: the crops are damaged, or named differently
+        first = int(frames[0])
+        why = bad_crops if bad else f"expected files named like {CROP_NAME.format(first + 1)} for video frame {first}"
+        raise TagfError(f"{folder}: none of the {frames.size} kept frames has a readable crop ({why})")
+    if bad:
+        log.warning("%s: %s; black frames used instead", folder, bad_crops)
     return faces, missing
 
 

@@ -93,7 +93,26 @@ def test_corrupt_and_truncated_jpegs_count_as_missing_with_a_warning(
     assert missing == 2
     assert not faces[1:].any()
     assert faces[0].mean() == pytest.approx(grey_of_file(1), abs=2)
-    assert "00002.jpg" in caplog.text and "00003.jpg" in caplog.text
+    assert [r.getMessage() for r in caplog.records] == [
+        f"{folder}: 2 of the 3 kept frames' crops are corrupt or unreadable, the first 00002.jpg: truncated or not "
+        "a JPEG (no end-of-image marker); black frames used instead"
+    ]
+
+
+def test_a_trial_whose_every_crop_is_corrupt_fails_in_one_line_without_a_warning_per_frame(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    folder = tmp_path / "crops"
+    folder.mkdir()
+    for number in range(1, 41):
+        (folder / f"{number:05d}.jpg").write_bytes(b"\xff\xd8 this is not image data \xff\xd9")
+    with caplog.at_level(logging.WARNING, logger="preprocessing.faces"), pytest.raises(TagfError) as failed:
+        load_cropped_faces(folder, np.arange(40))
+    assert str(failed.value) == (
+        f"{folder}: none of the 40 kept frames has a readable crop "
+        "(40 of the 40 kept frames' crops are corrupt or unreadable, the first 00001.jpg: corrupt JPEG)"
+    )
+    assert caplog.records == []
 
 
 def test_frames_past_the_last_file_are_missing(tmp_path: Path) -> None:
