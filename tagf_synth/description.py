@@ -16,7 +16,7 @@ import av
 import cv2
 import numpy as np
 
-from tagf_synth.layout import DESCRIPTION_FILE, GROUND_TRUTH_FOLDER
+from tagf_synth.layout import GROUND_TRUTH_FOLDER
 from tagf_synth.media import AUDIO_CODEC, VIDEO_CODEC
 from tagf_synth.person import NOT_HIDDEN, Person
 from tagf_synth.plan import TrialPlan, VideoPlan
@@ -64,13 +64,23 @@ def description_json(trials: int, seconds: float, seed: int, videos: list[Writte
     return json.dumps(payload, indent=2, sort_keys=True) + "\n"
 
 
-def is_synth_output(folder: Path) -> bool:
-    """True if ``folder`` holds a ``synth.json`` written by this generator (any version)."""
+def synth_record_problem(path: Path) -> str | None:
+    """None if the file ``path`` (a ``synth.json``) was written by this generator (any version), else why it is
+    someone else's: unreadable, not JSON, or without ``"format": "tagf-synth"``."""
     try:
-        data = json.loads((folder / DESCRIPTION_FILE).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(data, dict) and data.get("format") == DESCRIPTION_FORMAT
+        data = json.loads(Path(path).read_text(encoding="utf-8"))
+    except OSError as e:
+        return f"cannot read it: {e.strerror or e}"
+    except ValueError as e:  # UnicodeDecodeError included
+        return f"not JSON text: {' '.join(str(e).split())}"
+    found = data.get("format") if isinstance(data, dict) else None
+    if found == DESCRIPTION_FORMAT:
+        return None
+    return (
+        f"its format is {found!r}, not {DESCRIPTION_FORMAT!r}"
+        if found
+        else f'no "format": "{DESCRIPTION_FORMAT}" in it'
+    )
 
 
 def _video_entry(plan: VideoPlan) -> dict[str, Any]:

@@ -14,7 +14,8 @@ from pathlib import Path
 
 from tagf_core.atomic import atomic_folder
 from tagf_core.errors import TagfError
-from tagf_synth.description import is_synth_output
+from tagf_synth.description import synth_record_problem
+from tagf_synth.layout import DESCRIPTION_FILE
 
 
 def check_destination(out: Path) -> None:
@@ -24,9 +25,18 @@ def check_destination(out: Path) -> None:
         raise TagfError(f"{out}: is a symbolic link; give the real folder path for the synthetic dataset")
     if out.exists() and not out.is_dir():
         raise TagfError(f"{out}: exists and is not a folder; give a new or empty folder for the synthetic dataset")
-    if out.is_dir() and any(out.iterdir()) and not is_synth_output(out):
+    if not out.is_dir() or not any(out.iterdir()):
+        return
+    record = out / DESCRIPTION_FILE
+    if not record.exists():
         raise TagfError(
-            f"{out}: folder is not empty and is not a previous `tagf synth` output (no synth.json); "
+            f"{out}: folder is not empty and is not a previous `tagf synth` output (no {DESCRIPTION_FILE}); "
+            "give a new or empty folder"
+        )
+    problem = synth_record_problem(record)
+    if problem is not None:  # a file of that name, someone else's: its folder is not ours to replace either
+        raise TagfError(
+            f"{record}: not a tagf synth record ({problem}), so {out} is not a previous `tagf synth` output; "
             "give a new or empty folder"
         )
 

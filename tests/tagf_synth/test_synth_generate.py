@@ -91,6 +91,29 @@ def test_a_foreign_non_empty_folder_is_refused_and_left_alone(tmp_path: Path) ->
     assert sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+@pytest.mark.parametrize(
+    ("content", "problem"),
+    [
+        ('{"foo": 1}', 'no "format": "tagf-synth" in it'),
+        ('{"format": "other"}', "its format is 'other', not 'tagf-synth'"),
+        ("not json", "not JSON text: Expecting value: line 1 column 1 (char 0)"),
+    ],
+)
+def test_a_foreign_synth_json_is_named_as_what_it_is_and_its_folder_left_alone(
+    tmp_path: Path, content: str, problem: str
+) -> None:
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "synth.json").write_text(content, encoding="utf-8")
+    with pytest.raises(TagfError) as refused:
+        generate_dataset(out, trials=1, seconds=2.0)
+    assert str(refused.value) == (
+        f"{out / 'synth.json'}: not a tagf synth record ({problem}), so {out} is not a previous `tagf synth` "
+        "output; give a new or empty folder"
+    )
+    assert [p.name for p in out.iterdir()] == ["synth.json"]
+
+
 def test_an_empty_folder_is_filled(tmp_path: Path) -> None:
     out = tmp_path / "out"
     out.mkdir()
