@@ -71,11 +71,12 @@ def usage_error_line(error: ClickException) -> str:
     """``--fold 'abc': input should be a valid integer``, ``--bogus: no such option of tagf train``, …"""
     if isinstance(error, BadParameter) and not isinstance(error, MissingParameter) and error.param is not None:
         param = error.param
-        name = max(param.opts, key=len) if param.param_type_name == "option" else param.human_readable_name
+        name = max(param.opts, key=len) if param.opts else str(param.name)  # --trials of -n/--trials
         value, problem = rejected_value(error)
         shown = name if value is None or repr(value) in problem else f"{name} {value!r}"
         return f"{shown}: {problem}"
-    command = error.ctx.command_path if getattr(error, "ctx", None) else None
+    ctx = getattr(error, "ctx", None)  # a UsageError's; other ClickExceptions have none
+    command = ctx.command_path if ctx is not None else None
     if isinstance(error, NoSuchOption):
         hint = f" (did you mean {', '.join(sorted(error.possibilities))}?)" if error.possibilities else ""
         return f"{error.option_name}: no such option of {command or 'tagf'}{hint}"
