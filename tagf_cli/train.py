@@ -98,6 +98,9 @@ def train(
     ] = None,
     max_epochs: Annotated[int | None, typer.Option("--max-epochs", help=config_help("train.max_epochs"))] = None,
     weights_dir: Annotated[Path | None, typer.Option("--weights-dir", help=config_help("train.weights_dir"))] = None,
+    embeddings_root: Annotated[
+        Path | None, typer.Option("--embeddings-root", help=config_help("data.embeddings_root"))
+    ] = None,
     output_root: OutputRoot = None,
     experiment: Experiment = None,
     config_file: ConfigFile = None,
@@ -135,7 +138,7 @@ def train(
         cfg = load_config(
             config_file,
             {
-                "data": {"processed_root": data},
+                "data": {"processed_root": data, "embeddings_root": embeddings_root},
                 "train": {
                     "backbone": backbone,
                     "max_epochs": max_epochs,

@@ -75,6 +75,11 @@ class DataConfig(_Section):
         le=48,  # tagf_core.data.layout.FACE_SIZE; config imports no data module (a test checks they agree)
         description="Side of the face crop fed to IR-50, at most the stored 48-pixel face (ref §1.2, §2.6).",
     )
+    embeddings_root: Path | None = Field(
+        None,
+        description="Folder of the frozen-backbone embedding caches; unset: <processed_root>/embeddings. Set it "
+        "when the processed folder is read-only or shared (not in the reference).",
+    )
     num_workers: Annotated[int, Field(ge=0)] | Literal["auto"] = Field(
         "auto",
         description="DataLoader worker processes, or auto: 0 on the CPU (loading measured under 1% of a training "

@@ -20,10 +20,11 @@ of a labelled one. Row i is annotation line ``frames[i] + 2`` (line 1 is the hea
 ``{frames[i] + 1:05d}.jpg`` in cropped_aligned and in submissions. Trials imported from the reference's
 output get ``arange(T)``: the reference stores no frame numbers.
 
-The frozen-backbone embedding cache (``--backbone frozen``) lives beside the trials; training writes it
-(``tagf_core.training.embed``), the embedding Dataset reads it:
+The frozen-backbone embedding cache (``--backbone frozen``) lives beside the trials, or under
+``data.embeddings_root`` when that is set (``embeddings_root``); training writes it (``tagf_core.training.embed``),
+the embedding Dataset reads it:
 
-    OUT/embeddings/<first 16 hex of the embedding digest>/
+    OUT/embeddings/<first 16 hex of the embedding digest>/     (or <embeddings_root>/<first 16 hex ...>/)
       padding.npz          video (512,) and audio (128,) float32: the embeddings of one padded frame
       <trial>/
         video.npy          float32 T×512   IR-50 on the eval centre crop of each face
@@ -291,8 +292,15 @@ def _check_frame_numbers(path: Path, frames: Any) -> None:
 # ---- the frozen-backbone embedding cache (layout in the module docstring) ---------------------------------------
 
 
+def embeddings_root(processed_root: Path, configured: Path | None = None) -> Path:
+    """Where embedding caches are kept: ``data.embeddings_root`` when set (a processed folder may be read-only),
+    else ``<processed_root>/embeddings``."""
+    return Path(configured) if configured is not None else Path(processed_root) / EMBEDDINGS_DIR
+
+
 def embedding_cache_folder(root: Path, digest: str) -> Path:
-    return Path(root) / EMBEDDINGS_DIR / digest[:16]
+    """One cache in ``root`` (an ``embeddings_root``)."""
+    return Path(root) / digest[:16]
 
 
 def cached_trial_problem(cache_dir: Path, trial: str, length: int) -> str | None:

@@ -59,7 +59,12 @@ def absolute_config(cfg: TagfConfig) -> TagfConfig:
 
     return cfg.model_copy(
         update={
-            "data": cfg.data.model_copy(update={"processed_root": absolute(cfg.data.processed_root)}),
+            "data": cfg.data.model_copy(
+                update={
+                    "processed_root": absolute(cfg.data.processed_root),
+                    "embeddings_root": absolute(cfg.data.embeddings_root),
+                }
+            ),
             "train": cfg.train.model_copy(
                 update={"output_root": absolute(cfg.train.output_root), "weights_dir": absolute(cfg.train.weights_dir)}
             ),

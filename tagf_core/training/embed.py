@@ -37,6 +37,7 @@ from tagf_core.data.layout import (
     check_trial_arrays,
     check_trial_name,
     embedding_cache_folder,
+    embeddings_root,
     read_padding,
     write_cache_manifest,
     write_padding,
@@ -76,6 +77,7 @@ def build_embedding_cache(
     crop_size: int,
     batch_size: int,
     device: torch.device | str = "cpu",
+    cache_root: Path | None = None,
     on_trial: Callable[[str], None] | None = None,
 ) -> Path:
     """Embed every frame of ``records`` once and return the cache folder (layout in ``tagf_core.data.layout``).
@@ -91,10 +93,12 @@ def build_embedding_cache(
         records: the trials to embed; pass the whole manifest so one folder serves every fold.
         crop_size: the eval centre crop of the faces (``data.crop_size``).
         device: where the inputs go; the embeddings come back to host memory.
+        cache_root: where caches are kept (``data.embeddings_root``); None: ``<processed_root>/embeddings``.
         on_trial: called with each trial's name once its embeddings are written (not for trials reused).
 
     Raises:
-        TagfError: a duplicate trial, or a trial's preprocessed arrays are missing or mis-shaped (naming the file).
+        TagfError: a duplicate trial, or a trial's preprocessed arrays are missing or mis-shaped (naming the file),
+            or the cache cannot be written (a read-only or full disk).
     """
     if batch_size < 1:
         raise ValueError(f"batch_size {batch_size} must be at least 1")
@@ -107,7 +111,7 @@ def build_embedding_cache(
         check_trial_name(record.trial)  # it becomes a folder name under the cache
 
     digest = embedding_digest(model, ordered, crop_size)
-    cache_dir = embedding_cache_folder(processed_root, digest)
+    cache_dir = embedding_cache_folder(embeddings_root(processed_root, cache_root), digest)
     if cache_is_complete(cache_dir, digest, ordered, crop_size):
         logger.info("reusing the embedding cache %s (%d trials)", cache_dir, len(ordered))
         return cache_dir
@@ -115,22 +119,28 @@ def build_embedding_cache(
     todo = [r for r in ordered if cached_trial_problem(cache_dir, r.trial, r.length) is not None]
     for record in todo:
         check_trial_arrays(processed_root, record)  # fail now, not after hours of embedding the trials before it
-    cache_dir.mkdir(parents=True, exist_ok=True)
     device = torch.device(device)
     embed = _Embedder(model, device, batch_size, crop_size)
     logger.info("embedding %d of %d trials into %s", len(todo), len(ordered), cache_dir)
-    with torch.no_grad():
-        try:
-            read_padding(cache_dir)
-        except TagfError:
-            black = np.zeros((1, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)  # −1 everywhere once normalised
-            silence = np.zeros((1, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
-            write_padding(cache_dir, embed.faces(black)[0], embed.logmel(silence)[0])
-        for record in todo:
-            _embed_trial(processed_root, cache_dir, record, embed)
-            if on_trial is not None:
-                on_trial(record.trial)
-    write_cache_manifest(cache_dir, digest, ordered, crop_size, _tagf_version())
+    try:
+        cache_dir.mkdir(parents=True, exist_ok=True)
+        with torch.no_grad():
+            try:
+                read_padding(cache_dir)
+            except TagfError:
+                black = np.zeros((1, FACE_SIZE, FACE_SIZE, 3), dtype=np.uint8)  # −1 everywhere once normalised
+                silence = np.zeros((1, LOGMEL_FRAMES, LOGMEL_BANDS), dtype=np.float32)
+                write_padding(cache_dir, embed.faces(black)[0], embed.logmel(silence)[0])
+            for record in todo:
+                _embed_trial(processed_root, cache_dir, record, embed)
+                if on_trial is not None:
+                    on_trial(record.trial)
+        write_cache_manifest(cache_dir, digest, ordered, crop_size, _tagf_version())
+    except OSError as e:  # a read-only processed folder, a full disk: the trials embedded so far are kept
+        raise TagfError(
+            f"{e.filename or cache_dir}: cannot write the embedding cache ({e.strerror or e}); "
+            "point data.embeddings_root (--embeddings-root) at a writable folder"
+        ) from e
     return cache_dir
 
 

@@ -200,7 +200,7 @@ def embedding_cache(cfg: TagfConfig, model: TAGFModel, records: Sequence[TrialRe
     """The frozen backbones' embedding cache of ``records`` (built now if missing; see ``training/embed.py``)."""
     return build_embedding_cache(
         cfg.data.processed_root, model, records, crop_size=cfg.data.crop_size,
-        batch_size=cfg.train.embedding_batch_size, device=device,
+        batch_size=cfg.train.embedding_batch_size, device=device, cache_root=cfg.data.embeddings_root,
         on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
     )  # fmt: skip
 
