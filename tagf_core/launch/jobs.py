@@ -26,7 +26,7 @@ from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
 from tagf_core.launch.job import FoldJob, JobEvent, absolute_config, new_launch, run_fold_job
 from tagf_core.tracking.mlflow_tracker import TrackingTarget
-from tagf_core.training.run import RunResult, RunSpec, run_config
+from tagf_core.training.run import RunResult, RunSpec, run_config, stamp_folder
 
 if TYPE_CHECKING:
     from tagf_core.launch.ray_executor import RayOptions
@@ -79,7 +79,6 @@ def launch_runs(
     session = tracking.open()
     session.check_reachable()
     parent = session.parent_run(stamp)
-    (cfg.train.output_root / stamp).mkdir(parents=True, exist_ok=True)
     launch, commit = new_launch(), git_commit()
     jobs = [
         FoldJob(
@@ -104,9 +103,10 @@ def launch_runs(
         )
         for spec in specs
     ]
-    if executor == "local":
-        return run_in_sequence(jobs, progress)
-    results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
+    with stamp_folder(cfg.train.output_root / stamp):  # every worker checks that it sees it
+        if executor == "local":
+            return run_in_sequence(jobs, progress)
+        results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
     if failures:
         listed = "; ".join(f"{name}: {message}" for name, message in failures)
         raise TagfError(

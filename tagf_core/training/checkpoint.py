@@ -3,8 +3,9 @@
 The reference pickles its whole Trainer (GPU tensors, >1 GB, needs the same code and a GPU to load,
 ref §3.7). Here a checkpoint holds what a resume needs and nothing that runs code: the trained weights,
 the optimizer, the schedule and release state, early stopping, the epoch history, the RNG states and the
-MLflow run id (``TrainingState``). The best weights live in ``best.pt`` beside it, with the config and run spec
-that rebuild their model (``best_record``).
+MLflow run id (``TrainingState``), and the best epoch's record (``best_record``: weights, config and run spec
+that rebuild the model). ``best.pt`` beside it is a copy of that record, written after the checkpoint; a resume
+writes it again from the checkpoint, so no kill can leave a best.pt that disagrees with the state resumed.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from tagf_core.torch_files import load_torch  # the loop and prediction import i
 from tagf_core.training.run import RunSpec
 
 CHECKPOINT_FORMAT = "tagf-checkpoint"
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+"""2: the best record is inside the checkpoint. 1 (read too): it was in best.pt only."""
+READABLE_VERSIONS = (1, 2)
 
 
 @dataclass
@@ -58,10 +61,17 @@ class TrainingState:
 
 
 def save_torch(path: Path, payload: object) -> None:
-    """``torch.save`` through a temporary file and a rename: a kill leaves the old file or the new one."""
+    """``torch.save`` through a temporary file and a rename: a kill leaves the old file or the new one.
+
+    Raises:
+        TagfError: the file cannot be written (no space, read-only); the old file, if any, is left as it was.
+    """
     buffer = io.BytesIO()
     torch.save(payload, buffer)
-    atomic_write(path, buffer.getvalue())
+    try:
+        atomic_write(path, buffer.getvalue())
+    except OSError as e:
+        raise TagfError(f"{path}: cannot write ({e.strerror or e}); the previous version is kept") from e
 
 
 def best_record(
@@ -107,8 +117,9 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
     checkpoint = load_torch(path, "checkpoint")
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != CHECKPOINT_FORMAT:
         raise TagfError(f"{path}: not a tagf checkpoint")
-    if checkpoint.get("version") != CHECKPOINT_VERSION:
+    if checkpoint.get("version") not in READABLE_VERSIONS:
         raise TagfError(
-            f"{path}: checkpoint version {checkpoint.get('version')!r}; this tagf reads {CHECKPOINT_VERSION}"
+            f"{path}: checkpoint version {checkpoint.get('version')!r}; this tagf reads versions "
+            f"{', '.join(map(str, READABLE_VERSIONS))}"
         )
     return checkpoint

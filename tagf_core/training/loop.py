@@ -45,7 +45,9 @@ from tagf_core.training.run import (
     RunResult,
     RunSpec,
     check_run_folder,
+    hold_run,
     read_run_record,
+    remove_temporary_files,
     run_config,
     worker_name,
     write_run_record,
@@ -92,31 +94,34 @@ def train_run(
     """
     cfg = run_config(cfg, spec)
     paths = RunPaths.of(cfg.train.output_root, spec)
-    check_run_folder(paths, resume=resume, overwrite=overwrite)
-    checkpoint = load_checkpoint(paths.checkpoint) if resume and paths.checkpoint.exists() else None
-    previous = (run_record if run_record is not None else read_run_record(paths)) if resume else {}
-    debug = bool(previous.get("debug", debug))  # a resumed run keeps the trials it started with
-    data = data if data is not None else RunData.read(cfg.data.processed_root)
-    setup = setup_run(cfg, spec, paths, data, debug=debug)  # bad data or weights fail here, before the folder
-    if overwrite and paths.folder.exists():
-        shutil.rmtree(paths.folder)
-    paths.folder.mkdir(parents=True, exist_ok=True)
-    tracker = open_tracker(previous.get("run_id"))
-    write_run_record(paths, spec, tracker.run_id, debug=debug, launch=launch)
-    state = TrainingState(run_id=tracker.run_id)
-    with tracked(tracker):
-        if "run_id" not in previous:
-            log_run_start(tracker, setup)
-        schedule, controller, optimizer = _restore(setup, checkpoint, state)
-        started_epoch = state.next_epoch
-        _sync_logged_metrics(tracker, state.history)
-        if spec.probe:
-            _fit_probe(setup, tracker, state, schedule, controller)
-        else:
-            _fit(setup, tracker, state, schedule, controller, optimizer, callbacks)
-        if paths.best.exists():
-            _load_weights(setup, load_torch(paths.best, "best weights")["model"])
-        finish_run(setup, tracker, state)
+    with hold_run(paths):  # one process per run: a second launch of the same run fails here
+        check_run_folder(paths, resume=resume, overwrite=overwrite)
+        checkpoint = load_checkpoint(paths.checkpoint) if resume and paths.checkpoint.exists() else None
+        previous = (run_record if run_record is not None else read_run_record(paths)) if resume else {}
+        debug = bool(previous.get("debug", debug))  # a resumed run keeps the trials it started with
+        data = data if data is not None else RunData.read(cfg.data.processed_root)
+        setup = setup_run(cfg, spec, paths, data, debug=debug)  # bad data or weights fail here, before the folder
+        if overwrite and paths.folder.exists():
+            shutil.rmtree(paths.folder)
+        paths.folder.mkdir(parents=True, exist_ok=True)
+        remove_temporary_files(paths)
+        tracker = open_tracker(previous.get("run_id"))
+        write_run_record(paths, spec, tracker.run_id, debug=debug, launch=launch)
+        state = TrainingState(run_id=tracker.run_id)
+        with tracked(tracker):
+            if "run_id" not in previous:
+                log_run_start(tracker, setup)
+            schedule, controller, optimizer, best = _restore(setup, checkpoint, state)
+            _write_best(setup, best)  # best.pt as the checkpoint has it, whatever a kill left there
+            started_epoch = state.next_epoch
+            _sync_logged_metrics(tracker, state.history)
+            if spec.probe:
+                best = _fit_probe(setup, tracker, state, schedule, controller, best)
+            else:
+                best = _fit(setup, tracker, state, schedule, controller, optimizer, best, callbacks)
+            if best is not None:
+                _load_weights(setup, best["model"])
+            finish_run(setup, tracker, state)
     return RunResult(
         name=spec.name, folder=paths.folder, run_id=tracker.run_id, best_val_ccc=state.best_ccc,
         best_epoch=state.best_epoch, epochs_run=state.next_epoch, stop_reason=state.stop_reason,
@@ -134,10 +139,11 @@ def _fit(
     schedule: WarmupPlateauSchedule,
     controller: ReleaseController,
     optimizer: torch.optim.Adam | None,
+    best: dict[str, Any] | None,
     callbacks: TrainingCallbacks | None,
-) -> None:
+) -> dict[str, Any] | None:
+    """The epochs from ``state.next_epoch`` on; returns the best epoch's record (``best_record``), if any."""
     train = setup.cfg.train
-    best_weights = load_torch(setup.paths.best, "best weights")["model"] if setup.paths.best.exists() else None
     train_loader = setup.loader(setup.train_set, setup.train_order)
     validate_loader = setup.loader(setup.validate_set)
     while not state.stop_reason:
@@ -155,8 +161,8 @@ def _fit(
             optimizer = _new_optimizer(setup)
             schedule.restart(epoch)
             state.bad_epochs = 0
-            if best_weights is not None:
-                _load_weights(setup, best_weights)
+            if best is not None:
+                _load_weights(setup, best["model"])
             log.info("epoch %d: %s", epoch, f"released {', '.join(stage.names)}" if stage else "optimizer created")
         assert optimizer is not None, "config validation requires epoch 0 among train.milestones"
         setup.train_set.set_epoch(epoch)
@@ -170,15 +176,15 @@ def _fit(
         val_loss, predictions = evaluate(setup.model, validate_loader, setup.forward_batch)
         metrics = regression_metrics(*concatenate(setup.split.validate, predictions))
         previous_best = state.best_ccc  # the plateau compares with the best before this epoch (ref §3.3)
-        if metrics["ccc"] > state.best_ccc:  # ref §3.5: model selection on the overall validation CCC
+        improved = metrics["ccc"] > state.best_ccc
+        if improved:  # ref §3.5: model selection on the overall validation CCC
             state.best_ccc, state.best_epoch, state.bad_epochs = metrics["ccc"], epoch, 0
-            best_weights = _trainable_state(setup)
-            save_torch(setup.paths.best, best_record(setup.cfg, setup.spec, best_weights, epoch, metrics["ccc"]))
+            best = best_record(setup.cfg, setup.spec, _trainable_state(setup), epoch, metrics["ccc"])
         elif schedule.relative_epoch(epoch) > train.min_epochs:  # ref §3.5: counted only after warm-up
             state.bad_epochs += 1
         schedule.end_epoch(epoch, metrics["ccc"], previous_best)
-        if train.load_best_at_each_epoch and best_weights is not None:
-            _load_weights(setup, best_weights)  # ref §3.5: greedy accept/reject; Adam state is kept
+        if train.load_best_at_each_epoch and best is not None:
+            _load_weights(setup, best["model"])  # ref §3.5: greedy accept/reject; Adam state is kept
         row = {
             "epoch": float(epoch), "release_stage": float(controller.released), "lr": schedule.lr,
             "train/loss": train_loss, "train/ccc": train_ccc, "val/loss": val_loss, "val/ccc": metrics["ccc"],
@@ -189,11 +195,14 @@ def _fit(
         state.next_epoch = epoch + 1
         if state.bad_epochs >= train.early_stopping:
             state.stop_reason = "early_stopping"
-        _save(setup, state, schedule, controller, optimizer)
+        _save(setup, state, schedule, controller, optimizer, best)  # the one record a resume starts from
+        if improved:
+            _write_best(setup, best)  # a copy, after the checkpoint that holds it
         tracker.log_metrics(_metric_row(row), step=epoch)
         if callbacks is not None:
             callbacks.on_epoch_end(row)
-    _save(setup, state, schedule, controller, optimizer)
+    _save(setup, state, schedule, controller, optimizer, best)
+    return best
 
 
 def _fit_probe(
@@ -202,12 +211,15 @@ def _fit_probe(
     state: TrainingState,
     schedule: WarmupPlateauSchedule,
     controller: ReleaseController,
-) -> None:
+    best: dict[str, Any] | None,
+) -> dict[str, Any] | None:
     """A ridge probe's steps: one closed-form fit per alpha (``RIDGE_ALPHAS``), each evaluated as TAGF's epochs
     are; the best validation CCC is kept, as TAGF keeps its best epoch. Nothing is random and the whole fit takes
-    seconds, so it is checkpointed once, at the end; a probe killed before that is fitted again on resume."""
+    seconds, so it is checkpointed once, at the end; a probe killed before that is fitted again on resume.
+    Returns the best step's record (``best_record`` and its alpha)."""
     if state.stop_reason:
-        return
+        return best
+    best = None
     state.best_ccc, state.best_epoch, state.history = float("-inf"), -1, []
     logged = tracker.logged_steps("val/ccc")
     fits = fit_probe_path(setup.model, setup.train_set, RIDGE_ALPHAS)  # type: ignore[arg-type]
@@ -220,8 +232,7 @@ def _fit_probe(
         metrics = regression_metrics(*concatenate(setup.split.validate, predictions))
         if metrics["ccc"] > state.best_ccc:
             state.best_ccc, state.best_epoch = metrics["ccc"], step
-            record = best_record(setup.cfg, setup.spec, weights, step, metrics["ccc"])
-            save_torch(setup.paths.best, {**record, "alpha": alpha})
+            best = {**best_record(setup.cfg, setup.spec, weights, step, metrics["ccc"]), "alpha": alpha}
         row = {
             "epoch": float(step), "release_stage": 0.0, "lr": float("nan"), "train/loss": train_loss,
             "train/ccc": train_ccc, "val/loss": val_loss, "val/ccc": metrics["ccc"], "val/rmse": metrics["rmse"],
@@ -233,7 +244,9 @@ def _fit_probe(
         if step not in logged:
             tracker.log_metrics({**_metric_row(row), "probe/alpha": alpha}, step=step)
     state.stop_reason = "probe_fitted"
-    _save(setup, state, schedule, controller, None)
+    _save(setup, state, schedule, controller, None, best)
+    _write_best(setup, best)
+    return best
 
 
 def _train_epoch(
@@ -289,7 +302,9 @@ def _new_optimizer(setup: RunSetup) -> torch.optim.Adam:
 
 def _restore(
     setup: RunSetup, checkpoint: dict[str, Any] | None, state: TrainingState
-) -> tuple[WarmupPlateauSchedule, ReleaseController, torch.optim.Adam | None]:
+) -> tuple[WarmupPlateauSchedule, ReleaseController, torch.optim.Adam | None, dict[str, Any] | None]:
+    """The schedule, release controller, optimizer and best record of a new run, or as ``checkpoint`` holds them
+    (``state`` is filled in place)."""
     train = setup.cfg.train
     schedule = WarmupPlateauSchedule(
         base_lr=train.learning_rate, warmup_epochs=train.min_epochs, patience=train.plateau_patience,
@@ -307,7 +322,7 @@ def _restore(
         min_epochs=train.min_epochs, min_lr=train.min_learning_rate,
     )  # fmt: skip
     if checkpoint is None:
-        return schedule, controller, None
+        return schedule, controller, None, None  # a best.pt without a checkpoint is from a killed start: dropped
     _load_weights(setup, checkpoint["model"])
     schedule.load_state_dict(checkpoint["schedule"])
     controller.load_state_dict(checkpoint["release"], stages)
@@ -321,7 +336,13 @@ def _restore(
     restore_rng(checkpoint["rng"])
     if state.stop_reason and setup.cfg.train.max_epochs > state.next_epoch and state.stop_reason == "max_epochs":
         state.stop_reason = ""  # --max-epochs extends a run that ended on the old limit
-    return schedule, controller, optimizer
+    best = checkpoint["best"] if "best" in checkpoint else _version_1_best(setup)
+    return schedule, controller, optimizer, best
+
+
+def _version_1_best(setup: RunSetup) -> dict[str, Any] | None:
+    """A version-1 checkpoint (tagf before 0.x) kept its best weights in best.pt alone."""
+    return load_torch(setup.paths.best, "best weights") if setup.paths.best.exists() else None
 
 
 def _sync_logged_metrics(tracker: Tracker, history: Sequence[dict[str, float]]) -> None:
@@ -344,7 +365,9 @@ def _save(
     schedule: WarmupPlateauSchedule,
     controller: ReleaseController,
     optimizer: torch.optim.Adam | None,
+    best: dict[str, Any] | None,
 ) -> None:
+    """checkpoint.pt, then training_log.csv: the checkpoint alone is the run's state (the log is rewritten from it)."""
     save_checkpoint(
         setup.paths.checkpoint,
         {
@@ -355,6 +378,15 @@ def _save(
             "state": state.to_dict(),
             "rng": capture_rng(),
             "spec": dict(setup.spec.__dict__),
+            "best": best,
         },
     )
     atomic_write(setup.paths.log, render_log(state.history))
+
+
+def _write_best(setup: RunSetup, best: dict[str, Any] | None) -> None:
+    """best.pt: a copy of the checkpoint's best record (``predict`` and the tracker read it), or none yet."""
+    if best is None:
+        setup.paths.best.unlink(missing_ok=True)
+    else:
+        save_torch(setup.paths.best, best)

@@ -1,10 +1,12 @@
 """What a run is (``RunSpec``), and its folder on disk (``RunPaths``): the only definition of the run folder.
 
+<output_root>/<stamp>/.<spec.name>.lock   held while a process trains the run (``hold_run``)
 <output_root>/<stamp>/<spec.name>/
   run.json            the run record: MLflow run id, debug, spec, and the launch/host/pid holding the run
   config.toml         the resolved configuration (``tagf resume``/``predict`` read it back)
-  checkpoint.pt       everything a resume needs (``checkpoint.py``), after every epoch
-  best.pt             the best epoch's trained weights, with the config and spec that rebuild the model
+  checkpoint.pt       everything a resume needs (``checkpoint.py``), the best weights included, after every epoch
+  best.pt             the best epoch's trained weights, with the config and spec that rebuild the model; a copy
+                      of the checkpoint's, written after it (a resume writes it again from the checkpoint)
   training_log.csv    one row per epoch
   summary.json        the end of the run: best validation CCC and epoch, stop reason, run id
   plots/              curves.png, validate_<trial>.png
@@ -17,6 +19,8 @@ import json
 import os
 import re
 import socket
+from collections.abc import Iterator
+from contextlib import contextmanager, suppress
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any, Literal
@@ -28,6 +32,7 @@ from tagf_core.config import TagfConfig, describe_validation_error, drop_retired
 from tagf_core.data.folds import check_fold
 from tagf_core.data.layout import EMOTIONS, Emotion
 from tagf_core.errors import TagfError
+from tagf_core.locks import LockTaken, exclusive_lock
 
 ModelName = Literal["tagf", "concat", "ridge", "ridge-video", "ridge-audio"]
 MODELS: tuple[ModelName, ...] = ("tagf", "concat", "ridge", "ridge-video", "ridge-audio")
@@ -109,6 +114,11 @@ class RunPaths:
         return cls(Path(output_root) / spec.stamp / spec.name)
 
     @property
+    def lock(self) -> Path:
+        """Beside the folder, not in it: ``--overwrite`` deletes the folder while the lock is held."""
+        return self.folder.parent / f".{self.folder.name}.lock"
+
+    @property
     def checkpoint(self) -> Path:
         return self.folder / "checkpoint.pt"
 
@@ -161,6 +171,55 @@ class RunResult:
 
 def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@contextmanager
+def hold_run(paths: RunPaths) -> Iterator[None]:
+    """Hold the run's lock for the ``with`` block: one process at a time trains (or resumes) a run.
+
+    The lock dies with its process (``tagf_core.locks``), so a killed run is never locked out of ``tagf resume``.
+    A stamp folder made here and still empty at the end (the run failed before it began) is removed again.
+
+    Raises:
+        TagfError: another live process holds the run (naming its host and pid), or the stamp folder cannot be
+            created (a read-only output root, ...).
+    """
+    with stamp_folder(paths.folder.parent):
+        try:
+            with exclusive_lock(paths.lock, f"tagf training {paths.folder.parent.name}/{paths.folder.name}"):
+                yield
+        except LockTaken as e:
+            holder = e.holder.describe() if e.holder else "another process"
+            raise TagfError(
+                f"{paths.folder}: this run is being trained by {holder}; wait for it to end "
+                "(or stop it, then `tagf resume`)"
+            ) from None
+
+
+@contextmanager
+def stamp_folder(folder: Path) -> Iterator[Path]:
+    """``<output_root>/<stamp>/`` for the ``with`` block; removed at the end if made here and still empty.
+
+    Raises:
+        TagfError: it cannot be created (a read-only output root, ...).
+    """
+    made = not folder.exists()
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+    except OSError as e:
+        raise TagfError(f"{folder}: cannot create the stamp folder ({e.strerror or e})") from e
+    try:
+        yield folder
+    finally:
+        if made:
+            with suppress(OSError):  # not empty: something was trained or is being trained there
+                folder.rmdir()
+
+
+def remove_temporary_files(paths: RunPaths) -> None:
+    """Drop what a killed write left in the run folder (``atomic_write``'s ``.<name>.*.tmp``)."""
+    for leftover in paths.folder.glob(".*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def check_run_folder(paths: RunPaths, *, resume: bool, overwrite: bool) -> None:

@@ -5,6 +5,9 @@ from __future__ import annotations
 import csv
 import json
 import math
+import signal
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -285,3 +288,97 @@ def test_a_probe_runs_on_the_embeddings_even_when_the_config_says_release(proces
     train_run(_config(processed, tmp_path, backbone="release"), spec, lambda run_id: tracker)
     assert tracker.params["train.backbone"] == "frozen"
     assert 'backbone = "frozen"' in RunPaths.of(tmp_path, spec).config.read_text()
+
+
+# ---- kills at every write point, and two processes on one run ---------------------------------------------------
+
+KILL_POINTS = [  # (file replaced, its occurrence in the run, before or after the rename); order in test_loop's run:
+    ("run.json", 1, "after"),  # run.json, config.toml, then per epoch checkpoint.pt, training_log.csv, best.pt
+    ("config.toml", 1, "after"),
+    ("checkpoint.pt", 1, "before"),  # epoch 0: no checkpoint yet, a temporary one written
+    ("checkpoint.pt", 1, "after"),
+    ("training_log.csv", 1, "after"),
+    ("best.pt", 1, "before"),
+    ("best.pt", 1, "after"),
+    ("checkpoint.pt", 2, "before"),  # epoch 1, after a new best
+    ("checkpoint.pt", 2, "after"),
+    ("best.pt", 2, "before"),
+    ("checkpoint.pt", 3, "after"),  # epoch 2, no new best
+    ("checkpoint.pt", 4, "before"),  # the last save, after the loop
+    ("summary.json", 1, "before"),  # the end-of-run artefacts
+]
+KILLED_EPOCHS = 3
+
+
+def _final_state(root: Path) -> tuple[dict[str, torch.Tensor], dict[str, torch.Tensor], list[list[str]]]:
+    """The checkpoint's weights, best.pt's weights, and training_log.csv without its timing column."""
+    paths = RunPaths.of(root, RunSpec("test", 0, "valence"))
+    with paths.log.open() as handle:
+        rows = [row for row in csv.reader(handle)]
+    timing = rows[0].index("epoch_seconds")
+    log = [row[:timing] + row[timing + 1 :] for row in rows]
+    return _final_weights(root), load_torch(paths.best, "best")["model"], log
+
+
+@pytest.fixture(scope="module")
+def straight_run(processed: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = tmp_path_factory.mktemp("straight")
+    _run(_config(processed, root, max_epochs=KILLED_EPOCHS), InMemoryTracker())
+    return root
+
+
+@pytest.mark.parametrize(("kill_file", "occurrence", "phase"), KILL_POINTS)
+def test_resume_after_a_sigkill_at_any_write_point_equals_an_uninterrupted_run(
+    processed: Path, straight_run: Path, tmp_path: Path, kill_file: str, occurrence: int, phase: str
+) -> None:
+    child = Path(__file__).with_name("train_until_killed.py")
+    arguments = [Path(__file__), processed, tmp_path, KILLED_EPOCHS, kill_file, occurrence, phase]
+    killed = subprocess.run(
+        [sys.executable, str(child), *map(str, arguments)], capture_output=True, text=True, timeout=600
+    )
+    assert killed.returncode == -signal.SIGKILL, killed.stderr  # the kill point was reached
+    assert killed.stdout.split()[-1] == kill_file
+    paths = RunPaths.of(tmp_path, RunSpec("test", 0, "valence"))
+    if phase == "before":
+        assert list(paths.folder.glob(f".{kill_file}.*.tmp"))  # the kill left a half-written temporary file
+
+    _run(_config(processed, tmp_path, max_epochs=KILLED_EPOCHS), InMemoryTracker(), resume=True)
+
+    straight_weights, straight_best, straight_log = _final_state(straight_run)
+    weights, best, log = _final_state(tmp_path)
+    assert log == straight_log
+    for expected, got in ((straight_weights, weights), (straight_best, best)):
+        assert expected.keys() == got.keys()
+        for key in expected:
+            assert torch.equal(got[key], expected[key]), key
+    assert not list(paths.folder.glob(".*.tmp"))  # leftovers of the kill are gone
+
+
+def test_a_run_held_by_a_live_process_is_refused_and_taken_over_once_it_dies(processed: Path, tmp_path: Path) -> None:
+    cfg = _config(processed, tmp_path, max_epochs=1)
+    lock = RunPaths.of(tmp_path, RunSpec("test", 0, "valence")).lock
+    lock.parent.mkdir(parents=True)
+    holder = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(lock)], stdout=subprocess.PIPE, text=True
+    )  # another `tagf train` of the same run, in the middle of training
+    try:
+        assert holder.stdout is not None and holder.stdout.readline().strip() == "held"
+        refusal = rf"being trained by tagf training test/fold0-valence \(pid {holder.pid} on"
+        with pytest.raises(TagfError, match=refusal):
+            _run(cfg, InMemoryTracker())
+        assert not RunPaths.of(tmp_path, RunSpec("test", 0, "valence")).folder.exists()  # nothing of it touched
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
+    assert lock.exists()  # the dead holder's lock file stays behind: a stale lock...
+    assert _run(cfg, InMemoryTracker()).epochs_run == 1  # ...which never blocks anyone
+    assert not lock.exists()  # released with the run
+
+
+HOLD_LOCK = """
+import sys, time
+from tagf_core.locks import exclusive_lock
+with exclusive_lock(sys.argv[1], "tagf training test/fold0-valence"):
+    print("held", flush=True)
+    time.sleep(600)
+"""
