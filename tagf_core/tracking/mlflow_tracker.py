@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from tagf_core.config import TrackingConfig
 from tagf_core.errors import TagfError
+from tagf_core.tracking.store import open_client, store_lock
 from tagf_core.tracking.tracker import RunStatus, artifact_names, raise_on_param_conflicts, tracked
 
 if TYPE_CHECKING:
@@ -91,12 +92,10 @@ class MlflowSession:
     """
 
     def __init__(self, tracking_uri: str, experiment_name: str, artifact_root: Path = Path("mlruns")) -> None:
-        from mlflow.tracking import MlflowClient
-
         self.tracking_uri = tracking_uri
         self.experiment_name = experiment_name
         self.artifact_root = Path(artifact_root)
-        self.client: MlflowClient = MlflowClient(tracking_uri)
+        self.client: MlflowClient = open_client(tracking_uri)
         self._experiment_id: str | None = None
 
     def check_reachable(self, timeout_s: float = REACHABLE_TIMEOUT_S) -> None:
@@ -128,49 +127,71 @@ class MlflowSession:
         return self._experiment_id
 
     def _ensure_experiment(self) -> str:
-        if self.tracking_uri.startswith("sqlite:///"):
-            # sqlite creates the database file but not its folder
-            db_path = self.tracking_uri[len("sqlite:///") :].split("?", 1)[0]
-            if db_path and db_path != ":memory:":
-                Path(db_path).parent.mkdir(parents=True, exist_ok=True)
+        """Get or create the experiment; race-free: a local store is locked, a server's refusal is read back."""
+        from mlflow.exceptions import MlflowException
+
+        with store_lock(self.tracking_uri):
+            experiment_id = self._existing_experiment()
+            if experiment_id is not None:
+                return experiment_id
+            location = None if _is_server(self.tracking_uri) else self.artifact_root.resolve().as_uri()
+            try:
+                return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
+            except MlflowException as e:
+                # another process created it since the lookup (a server; a local store is locked)
+                if e.error_code != "RESOURCE_ALREADY_EXISTS" or (found := self._existing_experiment()) is None:
+                    raise
+                return found
+
+    def _existing_experiment(self) -> str | None:
         experiment = self.client.get_experiment_by_name(self.experiment_name)
-        if experiment is not None:
-            if experiment.lifecycle_stage != "active":
-                raise TagfError(
-                    f"MLflow experiment {self.experiment_name!r} in {self.tracking_uri} is deleted; restore it "
-                    f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) or pick another "
-                    "with --experiment"
-                )
-            return str(experiment.experiment_id)
-        location = None if _is_server(self.tracking_uri) else self.artifact_root.resolve().as_uri()
-        return str(self.client.create_experiment(self.experiment_name, artifact_location=location))
+        if experiment is None:
+            return None
+        if experiment.lifecycle_stage != "active":
+            raise TagfError(
+                f"MLflow experiment {self.experiment_name!r} in {self.tracking_uri} is deleted; restore it "
+                f"(`mlflow experiments restore --experiment-id {experiment.experiment_id}`) or pick another "
+                "with --experiment"
+            )
+        return str(experiment.experiment_id)
 
     def parent_run(self, stamp: str) -> str:
-        """The run id of the stamp's parent run, created (named ``stamp``, FINISHED) if there is none yet."""
+        """The run id of the stamp's parent run, created (named ``stamp``, FINISHED) if there is none yet.
+
+        Two launches of one stamp at once find one parent on a local store (its lock is held meanwhile).
+        """
+        experiment_id = self.experiment_id  # before the lock: getting it may take the lock itself
+        with store_lock(self.tracking_uri):
+            # the stamp is compared here, not in the filter: no quoting rules for odd stamps
+            candidates = [
+                run for run in self._search(f"tags.`{ROLE_TAG}` = 'parent'") if run.data.tags.get(STAMP_TAG) == stamp
+            ]
+            if candidates:
+                return str(min(candidates, key=lambda run: run.info.start_time).info.run_id)
+            run = self.client.create_run(
+                experiment_id, run_name=stamp, tags={ROLE_TAG: "parent", STAMP_TAG: stamp, "stamp": stamp}
+            )
+            self.client.set_terminated(run.info.run_id, "FINISHED")
+            return str(run.info.run_id)
+
+    def _search(self, filter_string: str) -> list[Any]:
+        """Every active run of the experiment that ``filter_string`` selects, all pages."""
         from mlflow.entities import ViewType
 
-        candidates = []
+        runs: list[Any] = []
         page_token = None
         while True:
             page = self.client.search_runs(
                 [self.experiment_id],
-                filter_string=f"tags.`{ROLE_TAG}` = 'parent'",
+                filter_string=filter_string,
                 run_view_type=ViewType.ACTIVE_ONLY,
                 max_results=1000,
                 page_token=page_token,
             )
-            # the stamp is compared here, not in the filter: no quoting rules for odd stamps
-            candidates += [run for run in page if run.data.tags.get(STAMP_TAG) == stamp]
+            runs += list(page)
             page_token = page.token
             if not page_token:
-                break
-        if candidates:
-            return str(min(candidates, key=lambda run: run.info.start_time).info.run_id)
-        run = self.client.create_run(
-            self.experiment_id, run_name=stamp, tags={ROLE_TAG: "parent", STAMP_TAG: stamp, "stamp": stamp}
-        )
-        self.client.set_terminated(run.info.run_id, "FINISHED")
-        return str(run.info.run_id)
+                return runs
 
     def child(self, parent_id: str, name: str, tags: Mapping[str, str], run_id: str | None = None) -> MlflowTracker:
         """A new child run ``name`` under ``parent_id``, or, with ``run_id``, that earlier run re-opened (resume).
