@@ -1,8 +1,12 @@
-"""The MLflow store a tracking URI names, opened safely: a new local SQLite store is created by one process at
-a time.
+"""The MLflow store a tracking URI names, opened safely: a local SQLite store is checked, and created by one
+process at a time.
 
-A ``sqlite:///<file>`` store is one file, and MLflow leaves one thing to chance with it:
+A ``sqlite:///<file>`` store is one file, and three things go wrong with it that MLflow leaves to chance:
 
+- its folder is missing (a typo in the URI): MLflow would silently create the folder; ``open_client`` refuses
+  in one line naming the folder;
+- the file is not an MLflow store (garbage bytes, another program's file, a folder): MLflow shows a page of
+  SQLAlchemy traceback; ``open_client`` says so in one line naming the file;
 - two processes open a new store at once: MLflow's SQLAlchemy store creates its tables without a lock, and one
   process dies on ``table experiments already exists``. ``store_lock`` serialises that (and the get-or-create of
   the experiment and of a stamp's parent run, ``mlflow_tracker``) with an exclusive lock beside the database,
@@ -19,6 +23,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from tagf_core.errors import TagfError
 from tagf_core.locks import exclusive_lock
 
 if TYPE_CHECKING:
@@ -54,16 +59,50 @@ def store_lock(tracking_uri: str) -> Iterator[None]:
         yield
 
 
+def check_sqlite_folder(tracking_uri: str) -> None:
+    """Refuse a ``sqlite:///`` URI whose folder does not exist (MLflow would create it, hiding a typo).
+
+    Raises:
+        TagfError: the folder is missing, or is not a folder; one line naming it.
+    """
+    database = sqlite_file(tracking_uri)
+    if database is None:
+        return
+    folder = database.parent.absolute()
+    if not folder.is_dir():
+        what = "is not a folder" if folder.exists() else "no such folder"
+        raise TagfError(
+            f"{folder}: {what} for the MLflow store {database.name} (tracking URI {tracking_uri}); "
+            "create the folder or fix the URI"
+        )
+
+
 def open_client(tracking_uri: str) -> MlflowClient:
     """An ``MlflowClient`` on the store; a new SQLite store gets its tables from one process at a time.
 
-    The folder of a ``sqlite:///`` store is created if missing, as MLflow would.
+    Raises:
+        TagfError: a ``sqlite:///`` URI whose folder is missing, or whose file is not a readable MLflow store.
     """
+    import sqlalchemy.exc
+    from mlflow.exceptions import MlflowException
     from mlflow.tracking import MlflowClient
 
     database = sqlite_file(tracking_uri)
     if database is None:
         return MlflowClient(tracking_uri)
-    database.parent.mkdir(parents=True, exist_ok=True)  # for the lock file beside the database
-    with store_lock(tracking_uri):
-        return MlflowClient(tracking_uri)  # opens the file; creates the tables of a new store
+    check_sqlite_folder(tracking_uri)
+    try:
+        with store_lock(tracking_uri):
+            return MlflowClient(tracking_uri)  # opens the file; creates the tables of a new store
+    except (sqlalchemy.exc.SQLAlchemyError, MlflowException) as e:
+        raise TagfError(
+            f"{database.absolute()}: not a readable MLflow store ({_reason(e)}); move it away to start a new "
+            "store, or point MLFLOW_TRACKING_URI at another one"
+        ) from e
+
+
+def _reason(error: Exception) -> str:
+    """The database's own words (``file is not a database``), not SQLAlchemy's page around them."""
+    cause = getattr(error, "orig", None) or getattr(error, "message", None) or error
+    lines = str(cause).strip().splitlines()
+    return " ".join(lines[0].split()) if lines else type(error).__name__
