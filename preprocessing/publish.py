@@ -14,7 +14,7 @@ from typing import Literal
 import numpy as np
 
 from tagf_core.atomic import atomic_folder
-from tagf_core.data.layout import TrialRecord, check_trial_arrays, read_trial_record, write_trial_record
+from tagf_core.data.layout import TrialRecord, check_trial_arrays, read_trial_record, save_array, write_trial_record
 from tagf_core.errors import TagfError
 
 PARTIAL_FOLDER = ".partial"
@@ -51,7 +51,7 @@ def publish_trial(out: Path, record: TrialRecord, arrays: dict[str, np.ndarray])
     leaves the trial absent (redone by the next run), never half-written."""
     with atomic_folder(out / record.trial, staging_parent=out / PARTIAL_FOLDER) as staging:
         for name, array in arrays.items():
-            np.save(staging / name, array, allow_pickle=False)
+            save_array(staging / name, array)
         write_trial_record(staging, record)
 
 

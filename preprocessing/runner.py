@@ -1,14 +1,27 @@
-"""Run trial jobs over a process pool, report each outcome, and write the manifest at the end."""
+"""Run trial jobs over a process pool, report each outcome, and write the manifest at the end.
+
+Worker processes never outlive the command. They are forked by a ``forkserver`` (started clean, so a pool made
+in a process that already runs threads cannot inherit a held lock), and each watches the command's process
+(``_guard_worker``): when the command dies, even by SIGKILL or the OOM killer, its workers end at once, so nothing
+keeps publishing into OUT or races a re-run (the server then ends too). SIGTERM (``timeout``, ``docker stop``,
+Slurm) ends the command as Ctrl-C does: queued trials are cancelled, workers stopped, finished trials kept.
+"""
 
 from __future__ import annotations
 
 import logging
+import multiprocessing
 import os
+import select
 import shutil
+import signal
+import threading
+import time
 import traceback
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import Future, ProcessPoolExecutor, as_completed
 from concurrent.futures.process import BrokenProcessPool
+from contextlib import contextmanager
 from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
@@ -17,7 +30,7 @@ from preprocessing.discovery import discover_release
 from preprocessing.publish import PARTIAL_FOLDER, TrialOutcome
 from preprocessing.reference_import import REFERENCE_DEFAULT_FPS, import_reference_trial, read_reference_dataset
 from preprocessing.trial import process_trial
-from tagf_core.data.layout import write_manifest
+from tagf_core.data.layout import MANIFEST_NAME, write_manifest
 from tagf_core.errors import TagfError
 
 log = logging.getLogger(__name__)
@@ -31,6 +44,8 @@ class PreprocessReport:
     out: Path
     manifest: Path
     outcomes: tuple[TrialOutcome, ...]
+    manifest_problem: str = ""
+    """Why the manifest could not be written (a full or read-only disk), naming it; the outcomes still hold."""
 
     @property
     def done(self) -> list[TrialOutcome]:
@@ -124,10 +139,11 @@ def run_jobs(
 
     count = min(resolve_workers(workers), max(1, len(jobs)))
     if count == 1:
-        for trial, args in jobs:
-            collect(_run_guarded(job, trial, args))
+        with _sigterm_interrupts():
+            for trial, args in jobs:
+                collect(_run_guarded(job, trial, args))
     else:
-        with ProcessPoolExecutor(max_workers=count) as pool:
+        with _worker_pool(count) as pool, _sigterm_interrupts():
             futures: dict[Future[TrialOutcome], str] = {
                 pool.submit(_run_guarded, job, trial, args): trial for trial, args in jobs
             }
@@ -140,12 +156,84 @@ def run_jobs(
                     collect(TrialOutcome(trial, "failed", message=message))
     outcomes.sort(key=lambda o: o.trial)
     records = [o.record for o in outcomes if o.record is not None]
+    manifest, problem = out / MANIFEST_NAME, ""
     try:
-        manifest = write_manifest(out, records)
-    except OSError as e:
-        raise TagfError(f"{out}: cannot write the manifest ({e.strerror or e})") from e
+        write_manifest(out, records)
+    except OSError as e:  # the trials' outcomes are still worth reporting: the caller shows both
+        problem = f"{manifest}: cannot write the manifest ({e.strerror or e}); the finished trials are kept"
     shutil.rmtree(out / PARTIAL_FOLDER, ignore_errors=True)
-    return PreprocessReport(out=out, manifest=manifest, outcomes=tuple(outcomes))
+    return PreprocessReport(out=out, manifest=manifest, outcomes=tuple(outcomes), manifest_problem=problem)
+
+
+@contextmanager
+def _worker_pool(count: int) -> Iterator[ProcessPoolExecutor]:
+    """``count`` guarded worker processes; on any exit from the block (an interrupt included) the queued jobs are
+    cancelled and the workers stopped at once, rather than waited for."""
+    context = multiprocessing.get_context("forkserver")
+    context.set_forkserver_preload(["preprocessing.trial", "preprocessing.reference_import"])  # imported once
+    pool = ProcessPoolExecutor(
+        max_workers=count, mp_context=context, initializer=_guard_worker, initargs=(os.getpid(),)
+    )
+    try:
+        yield pool
+    except BaseException:
+        workers = list(getattr(pool, "_processes", {}).values())  # the executor has no public handle on them
+        pool.shutdown(wait=False, cancel_futures=True)
+        for worker in workers:
+            worker.kill()
+        raise
+    pool.shutdown(wait=True)
+
+
+def _guard_worker(command_pid: int) -> None:
+    """In each worker, at its start: a daemon thread that kills this worker as soon as the command is gone.
+
+    The worker's parent is the fork server, not the command, so the kernel's parent-death signal cannot be used:
+    the thread waits on a pidfd of the command (Linux ≥ 5.3), or checks it every second elsewhere.
+    """
+    try:
+        pidfd: int | None = os.pidfd_open(command_pid)
+    except ProcessLookupError:
+        os._exit(1)  # the command died before this worker started
+    except (AttributeError, OSError):
+        pidfd = None
+    threading.Thread(target=_end_with, args=(command_pid, pidfd), name="end-with-command", daemon=True).start()
+
+
+def _end_with(command_pid: int, pidfd: int | None) -> None:
+    if pidfd is not None:
+        select.select([pidfd], [], [])  # readable once the command has exited
+    else:
+        while _alive(command_pid):
+            time.sleep(1.0)
+    os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+@contextmanager
+def _sigterm_interrupts() -> Iterator[None]:
+    """SIGTERM raises KeyboardInterrupt in the main thread while the block runs, so it ends as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread() or signal.getsignal(signal.SIGTERM) != signal.SIG_DFL:
+        yield
+        return
+
+    def interrupt(signum: int, frame: object) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def preprocess_release(

@@ -45,18 +45,26 @@ def preprocess(
         cfg = load_config(config_file, {"data": {"processed_root": out}, "preprocess": {"workers": workers}})
         if (data_root is None) == (import_reference is None):
             raise TagfError("give exactly one of --data-root (a raw release) or --import-reference (reference output)")
-        with LazyProgress("preprocessing trials") as bar:
-            if import_reference is not None:
-                run, source = import_reference_dataset, import_reference
-            else:
-                run, source = preprocess_release, data_root
-            report = run(
-                source,
-                cfg.data.processed_root,
-                workers=cfg.preprocess.workers,
-                on_start=bar.start,
-                on_trial=bar.advance,
+        if import_reference is not None:
+            run, source = import_reference_dataset, import_reference
+        else:
+            run, source = preprocess_release, data_root
+        try:
+            with LazyProgress("preprocessing trials") as bar:
+                report = run(
+                    source,
+                    cfg.data.processed_root,
+                    workers=cfg.preprocess.workers,
+                    on_start=bar.start,
+                    on_trial=bar.advance,
+                )
+        except KeyboardInterrupt:  # Ctrl-C or SIGTERM: the workers are stopped, published trials stay
+            typer.echo(
+                f"error: interrupted; the trials finished so far are kept in {cfg.data.processed_root}: "
+                "run the same command again to continue",
+                err=True,
             )
+            raise typer.Exit(130) from None
     for outcome in report.outcomes:
         for warning in outcome.warnings:
             log.warning("%s: %s", outcome.trial, warning)
@@ -64,9 +72,11 @@ def preprocess(
         typer.echo(f"failed: {outcome.message}", err=True)
         if outcome.detail:
             log.debug("%s", outcome.detail)
-    typer.echo(
-        f"{len(report.done)} trials done, {len(report.skipped)} skipped (up to date), "
-        f"{len(report.failed)} failed; manifest: {report.manifest}"
-    )
+    counts = f"{len(report.done)} trials done, {len(report.skipped)} skipped (up to date), {len(report.failed)} failed"
+    if report.manifest_problem:
+        typer.echo(counts)
+        typer.echo(f"error: {report.manifest_problem}", err=True)
+        raise typer.Exit(1)
+    typer.echo(f"{counts}; manifest: {report.manifest}")
     if report.failed:
         raise typer.Exit(1)

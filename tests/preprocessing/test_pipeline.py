@@ -258,3 +258,52 @@ def test_killed_run_then_rerun_equals_an_uninterrupted_run(
     assert not report.failed
     assert not finished_before_kill and report.skipped, "the kill should land after the first trial"
     assert _tree_bytes(out) == _tree_bytes(processed)
+
+
+def _session_processes(session: int) -> list[str]:
+    """``pid command`` of every live process of a session (the command and all it started, reparented or not)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            text = stat.read_text()
+        except OSError:
+            continue  # ended meanwhile
+        fields = text[text.rindex(")") + 2 :].split()  # after "pid (comm) ": state ppid pgrp session ...
+        if int(fields[3]) == session and fields[0] != "Z":
+            found.append(f"{stat.parent.name} {text[text.index('(') : text.rindex(')') + 1]}")
+    return found
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("kill", [signal.SIGTERM, signal.SIGKILL], ids=["SIGTERM", "SIGKILL"])
+def test_no_worker_outlives_a_killed_preprocess_and_a_rerun_equals_an_uninterrupted_run(
+    synth_release: SynthReport, processed: Path, tmp_path: Path, kill: signal.Signals
+) -> None:
+    out = tmp_path / "out"
+    command = [sys.executable, "-m", "tagf_cli", "preprocess", "--data-root", str(synth_release.out)]
+    command += ["--out", str(out), "--workers", "2"]
+    process = subprocess.Popen(
+        command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True
+    )
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline and process.poll() is None:
+        if out.is_dir() and any((p / "trial.json").exists() for p in out.iterdir() if p.is_dir()):
+            break
+        time.sleep(0.01)
+    assert process.poll() is None, "the kill should land after the first trial, before the last"
+    os.kill(process.pid, kill)  # the command alone, as `timeout`, `docker stop` or the OOM killer do
+    process.wait(timeout=60)
+    deadline = time.monotonic() + 20
+    while time.monotonic() < deadline and _session_processes(process.pid):
+        time.sleep(0.1)
+    assert _session_processes(process.pid) == []  # no worker survives its command
+    published = sorted(p.name for p in out.iterdir())
+    time.sleep(1)
+    assert sorted(p.name for p in out.iterdir()) == published  # nothing keeps publishing into OUT
+    if kill == signal.SIGTERM:
+        assert process.returncode != 0 and process.stderr is not None
+        assert "interrupted" in process.stderr.read(), process.returncode
+
+    report = preprocess_release(synth_release.out, out, workers=2)
+    assert not report.failed and report.skipped
+    assert _tree_bytes(out) == _tree_bytes(processed)
