@@ -171,3 +171,52 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
         except subprocess.TimeoutExpired:
             server.kill()
         log.close()
+
+
+class Mounts:
+    """Small file systems for the tests of full and read-only disks (``mount``, so root on Linux)."""
+
+    def __init__(self) -> None:
+        self.mounted: list[Path] = []
+
+    def _mount(self, *arguments: str) -> None:
+        result = subprocess.run(["mount", *arguments], capture_output=True, text=True)
+        if result.returncode != 0:
+            pytest.skip(f"cannot mount a test file system here (needs root on Linux): {result.stderr.strip()}")
+        self.mounted.append(Path(arguments[-1]))
+
+    def tmpfs(self, folder: Path, size_bytes: int, *, read_only: bool = False) -> Path:
+        """An empty tmpfs of ``size_bytes`` at ``folder`` (read-only, when asked)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        options = f"size={size_bytes}" + (",ro" if read_only else "")
+        self._mount("-t", "tmpfs", "-o", options, "tagf-test", str(folder))
+        return folder
+
+    def read_only_view(self, source: Path, folder: Path) -> Path:
+        """``source`` seen read-only at ``folder`` (a bind mount remounted ro)."""
+        folder.mkdir(parents=True, exist_ok=True)
+        self._mount("--bind", str(source), str(folder))
+        self._mount("-o", "remount,bind,ro", str(folder))
+        return folder
+
+    def fill(self, folder: Path, leave_bytes: int) -> None:
+        """Fill the file system of ``folder`` until about ``leave_bytes`` are free."""
+        free = shutil.disk_usage(folder).free - leave_bytes
+        with (folder / ".filler").open("wb") as handle:
+            handle.write(b"\0" * max(0, free))
+
+    def release(self) -> None:
+        for folder in reversed(self.mounted):
+            subprocess.run(["umount", "-l", str(folder)], capture_output=True)
+        self.mounted.clear()
+
+
+@pytest.fixture()
+def mounts() -> Iterator[Mounts]:
+    if not sys.platform.startswith("linux") or os.geteuid() != 0:
+        pytest.skip("mounting a test file system needs root on Linux")
+    found = Mounts()
+    try:
+        yield found
+    finally:
+        found.release()

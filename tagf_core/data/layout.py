@@ -230,6 +230,26 @@ def _no_manifest_advice(root: Path) -> str:
     return f"no manifest; run `tagf preprocess --data-root <raw release> --out {root}` first"
 
 
+class _Writes:
+    """A file seen by numpy as a plain stream: numpy then writes through ``write`` rather than ``ndarray.tofile``,
+    whose short write on a full disk is an OSError without errno ("N requested and M written")."""
+
+    def __init__(self, handle: Any) -> None:
+        self.write = handle.write
+
+
+def save_array(path: Path, array: Any) -> None:
+    """``np.save`` without pickles, whose write errors carry their errno: a full disk says "No space left on
+    device" and names the file."""
+    import numpy as np
+
+    with open(path, "wb") as handle:
+        try:
+            np.lib.format.write_array(_Writes(handle), np.asanyarray(array), allow_pickle=False)  # type: ignore[arg-type]
+        except OSError as e:
+            raise OSError(e.errno, e.strerror, str(path)) from e
+
+
 def array_problem(path: Path, dtype: str, shape: tuple[int, ...], expected: str = "expected") -> str | None:
     """What is wrong with the .npy at ``path`` (naming it), or None if it holds ``dtype`` × ``shape``.
 

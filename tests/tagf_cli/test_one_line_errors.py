@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Any
 
 import pytest
 from typer.testing import CliRunner
@@ -63,3 +64,21 @@ def test_a_video_name_too_long_for_the_outputs_fails_before_decoding(tmp_path: P
         result.output
         == f"error: {csv}: file name too long (260 bytes; this file system allows 255): rename the video\n"
     )
+
+
+def test_preprocessing_onto_a_full_disk_says_no_space_for_each_trial_and_for_the_manifest(
+    synth_release: Any, tmp_path: Path, mounts: Any
+) -> None:
+    full = mounts.tmpfs(tmp_path / "full", 256 * 1024)
+    out = full / "processed"
+    result = runner.invoke(app, ["preprocess", "--data-root", str(synth_release.out), "--out", str(out)])
+    assert result.exit_code == 1, result.output
+    failed = [line for line in result.output.splitlines() if line.startswith("failed: ")]
+    assert failed and all(line.endswith(": No space left on device") for line in failed), result.output
+    assert all(f"{out}/.partial/" in line for line in failed)  # each names the file it could not write
+
+    mounts.fill(full, leave_bytes=0)  # not even the manifest fits: the trials' outcomes are still reported
+    result = runner.invoke(app, ["preprocess", "--data-root", str(synth_release.out), "--out", str(out)])
+    assert result.exit_code == 1 and "Traceback" not in result.output
+    assert len([line for line in result.output.splitlines() if line.startswith("failed: ")]) >= len(failed)
+    assert f"error: {out}/manifest.json: cannot write the manifest (No space left on device)" in result.output
