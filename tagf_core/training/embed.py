@@ -10,8 +10,10 @@ training step with frozen backbones (which keeps ``model.train()`` and the rando
 
 from __future__ import annotations
 
+import errno
 import hashlib
 import logging
+import os
 from collections import Counter
 from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
@@ -176,7 +178,7 @@ def _embed_trial(processed_root: Path, cache_dir: Path, record: TrialRecord, emb
 
     with atomic_folder(cache_dir / record.trial, keep_existing=complete) as staging:
         outputs = {
-            key: np.lib.format.open_memmap(staging / name, mode="w+", dtype=np.float32, shape=(record.length, width))
+            key: _allocated_memmap(staging / name, (record.length, width))
             for key, (name, width) in EMBEDDING_FILES.items()
         }
         for start in range(0, record.length, embed.batch_size):
@@ -186,6 +188,19 @@ def _embed_trial(processed_root: Path, cache_dir: Path, record: TrialRecord, emb
         for array in outputs.values():
             array.flush()  # on disk before the rename makes the trial count as done
         del outputs
+
+
+def _allocated_memmap(path: Path, shape: tuple[int, int]) -> np.memmap:
+    """A float32 .npy memory map whose blocks are allocated now: a full disk is an OSError (ENOSPC) here, not a
+    SIGBUS that kills the process at the first write into a page the file system cannot back."""
+    array = np.lib.format.open_memmap(path, mode="w+", dtype=np.float32, shape=shape)
+    with open(path, "r+b") as handle:
+        try:
+            os.posix_fallocate(handle.fileno(), 0, os.fstat(handle.fileno()).st_size)
+        except OSError as e:
+            if e.errno not in (errno.EOPNOTSUPP, errno.EINVAL):  # a file system without it: as before
+                raise OSError(e.errno, e.strerror, str(path)) from e
+    return array
 
 
 def _tagf_version() -> str:

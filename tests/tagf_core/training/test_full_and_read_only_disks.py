@@ -77,3 +77,13 @@ def test_frozen_training_on_a_read_only_processed_folder_names_it_and_runs_with_
     assert list((tmp_path / "embeddings").glob("*/cache.json"))
     assert not (processed / "embeddings").exists()
     shutil.rmtree(tmp_path / "embeddings")
+
+
+def test_an_embedding_cache_on_a_full_disk_is_one_line_not_a_crash(
+    tiny: ModuleType, processed: Path, tmp_path: Path, mounts: Any
+) -> None:
+    small = mounts.tmpfs(tmp_path / "small", 64 * 1024)  # room for a trial or two of 512 + 128 floats per frame
+    cfg = tiny._config(processed, tmp_path / "outputs", max_epochs=1)
+    cfg = cfg.model_copy(update={"data": cfg.data.model_copy(update={"embeddings_root": small})})
+    with pytest.raises(TagfError, match=rf"^{small}/.*: cannot write the embedding cache \(No space left on device\)"):
+        tiny._run(cfg, InMemoryTracker())
