@@ -118,7 +118,7 @@ def collect_runs(output_root: Path, stamp: str, model: str = "tagf") -> Collecte
         else:
             unfinished.append(run_folder.name)
     if not runs:
-        why = f" ({', '.join(unfinished)} unfinished: resume them with `tagf resume`)" if unfinished else ""
+        why = f" (unfinished: {_some_commands(folder, unfinished)})" if unfinished else ""
         others = sorted(
             {m for p in folder.iterdir() if (m := model_of_folder(p.name)) and m != model}, key=MODELS.index
         )
@@ -139,6 +139,32 @@ def collect_runs(output_root: Path, stamp: str, model: str = "tagf") -> Collecte
         if (fold, "valence") in by_key and (fold, "arousal") in by_key
     )
     return CollectedRuns(stamp, folder, tuple(runs), tuple(stats), scores, tuple(unfinished), model)
+
+
+def finish_command(run_folder: Path) -> str:
+    """The command that takes the run of ``run_folder`` (``<output_root>/<stamp>/<run name>``) to its end.
+
+    ``tagf resume`` for a run that started (its run.json is there: a killed or crashed run, which ``tagf train``
+    refuses); ``tagf train … --overwrite`` for a folder a start left without run.json (nothing to resume);
+    ``tagf train`` for a run never started (no folder).
+    """
+    run_folder = Path(run_folder)
+    parsed = RunSpec.parse_name(run_folder.name)
+    if parsed is None:
+        raise ValueError(f"{run_folder.name!r} is not the name of a run folder")
+    fold, emotion, model = parsed
+    which = f"--stamp {run_folder.parent.name} --fold {fold} --emotion {emotion}" + (
+        "" if model == "tagf" else f" --model {model}"
+    )
+    if RunPaths(run_folder).run_record.is_file():
+        return f"tagf resume {which}"
+    return f"tagf train {which}" + (" --overwrite" if run_folder.exists() else "")
+
+
+def _some_commands(folder: Path, names: list[str], limit: int = 4) -> str:
+    """``fold0-valence: `tagf resume …```; … for the first ``limit`` run names, then how many more."""
+    shown = "; ".join(f"{name}: `{finish_command(folder / name)}`" for name in names[:limit])
+    return shown + (f"; and {len(names) - limit} more" if len(names) > limit else "")
 
 
 def model_of_folder(folder_name: str) -> str | None:

@@ -9,7 +9,8 @@ from pathlib import Path
 from tagf_core.atomic import atomic_write
 from tagf_core.data.layout import EMOTIONS
 from tagf_core.errors import TagfError
-from tagf_core.results.collect import CollectedRuns, read_extra_predictions
+from tagf_core.results.collect import CollectedRuns, finish_command, read_extra_predictions
+from tagf_core.training.run import RunSpec
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +37,7 @@ def write_submission(collected: CollectedRuns, out: Path, sample_file: Path | No
             folds = ", ".join(str(f) for f in collected.folds)
             raise TagfError(
                 f"{collected.folder}: no finished {emotion} run (finished folds: {folds}); a submission needs both "
-                f"emotions: run `tagf train --stamp {collected.stamp} --fold {collected.folds[0]} --emotion {emotion}`"
+                f"emotions: run `{finish_command(_run_to_finish(collected, emotion))}`"
             )
         log.info("submission: %s from fold %d (best val CCC %.4f)", emotion, run.fold, run.best_val_ccc)
         predictions[emotion] = read_extra_predictions(run.folder, emotion)
@@ -63,6 +64,13 @@ def write_submission(collected: CollectedRuns, out: Path, sample_file: Path | No
             lines.append(f"{location},{_number(v[min(frame, len(v)) - 1])},{_number(a[min(frame, len(a)) - 1])}")
     atomic_write(Path(out), "\n".join(lines) + "\n")
     return Path(out)
+
+
+def _run_to_finish(collected: CollectedRuns, emotion: str) -> Path:
+    """The run folder of ``emotion`` to finish first: a started one (resume it), else the first fold's (train it)."""
+    suffix = "" if collected.model == "tagf" else f"-{collected.model}"
+    started = [name for name in collected.unfinished if (parsed := RunSpec.parse_name(name)) and parsed[1] == emotion]
+    return collected.folder / (started[0] if started else f"fold{collected.folds[0]}-{emotion}{suffix}")
 
 
 def _read_sample(path: Path) -> list[tuple[str, str, int]]:

@@ -264,3 +264,39 @@ def test_a_sample_file_that_is_not_utf8_is_one_line_naming_it(outputs: Path, tmp
         write_submission(collect_runs(outputs, STAMP), tmp_path / "sub.txt", sample)
     assert str(refused.value) == f"{sample}: sample file is not UTF-8 text (invalid start byte at byte 0)"
     assert not (tmp_path / "sub.txt").exists()
+
+
+def make_started_run(root: Path, name: str, stamp: str = STAMP) -> Path:
+    """A run that started and was killed or crashed: run.json written, no summary.json."""
+    folder = root / stamp / name
+    folder.mkdir(parents=True)
+    (folder / "run.json").write_text(json.dumps({"run_id": f"id-{name}", "debug": False}) + "\n")
+    return folder
+
+
+def test_a_killed_emotion_is_to_be_resumed_not_trained_again(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_run(root, 1, "valence", 0.5, {"a": [0.1]})
+    make_started_run(root, "fold1-arousal")  # `tagf train` would refuse it: the folder exists
+    with pytest.raises(TagfError) as error:
+        write_submission(collect_runs(root, STAMP), tmp_path / "sub.txt", None)
+    assert str(error.value).endswith("run `tagf resume --stamp cv --fold 1 --emotion arousal`")
+
+
+def test_a_killed_baseline_is_resumed_with_its_model(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_run(root, 0, "arousal", 0.5, {"a": [0.1]}, model="ridge")
+    make_started_run(root, "fold2-valence-ridge")
+    with pytest.raises(TagfError, match=r"run `tagf resume --stamp cv --fold 2 --emotion valence --model ridge`$"):
+        write_submission(collect_runs(root, STAMP, "ridge"), tmp_path / "sub.txt", None)
+
+
+def test_a_stamp_without_finished_runs_says_how_to_finish_each(tmp_path: Path) -> None:
+    root = tmp_path / "outputs"
+    make_started_run(root, "fold0-valence")
+    (root / STAMP / "fold0-arousal").mkdir()  # a start that left no run.json: nothing to resume
+    with pytest.raises(TagfError) as error:
+        collect_runs(root, STAMP)
+    message = str(error.value)
+    assert "fold0-arousal: `tagf train --stamp cv --fold 0 --emotion arousal --overwrite`" in message
+    assert "fold0-valence: `tagf resume --stamp cv --fold 0 --emotion valence`" in message
