@@ -36,6 +36,7 @@ def collect(
     from tagf_core.results.submission import write_submission
     from tagf_core.results.summary import write_model_comparison, write_summary
     from tagf_core.tracking.mlflow_tracker import TrackingTarget
+    from tagf_core.tracking.stamp_status import settle_stamp
 
     with user_errors():
         cfg = load_config(
@@ -44,6 +45,7 @@ def collect(
         session = TrackingTarget.of(cfg.tracking).open()
         session.check_reachable()  # before any file is written
         root = cfg.train.output_root
+        settle_stamp(session, stamp, Path(root) / stamp)  # a killed run shows KILLED, even if none finished
         collected = collect_runs(root, stamp, model)
         models = compare_models(root, stamp)
         folder = Path(root) / stamp

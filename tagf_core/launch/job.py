@@ -4,6 +4,7 @@ job itself, ``run_fold_job``. Both executors of ``jobs.py`` (here in sequence, `
 
 from __future__ import annotations
 
+import logging
 import socket
 import uuid
 from dataclasses import dataclass, field
@@ -12,11 +13,15 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
-from tagf_core.tracking.mlflow_tracker import TrackingTarget
+from tagf_core.locks import lock_holder
+from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget
+from tagf_core.tracking.tracker import RunStatus
 from tagf_core.training.run import RunPaths, RunResult, RunSpec, read_run_record
 
 if TYPE_CHECKING:
     from tagf_core.training.setup import RunData
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -88,18 +93,38 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
     retry = launch == job.launch
     session = job.tracking.open()
 
-    def open_tracker(run_id: str | None) -> Any:
-        return session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
+    opened = []
 
-    return train_run(
-        job.cfg,
-        job.spec,
-        open_tracker,
-        resume=retry or (job.resume and launch is not None),  # --resume starts the runs that never started
-        overwrite=job.overwrite and not retry,
-        debug=job.debug,
-        callbacks=callbacks,
-        launch=job.launch,
-        data=job.data,
-        run_record=record,
-    )
+    def open_tracker(run_id: str | None) -> Any:
+        tracker = session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
+        opened.append(tracker)
+        return tracker
+
+    try:
+        return train_run(
+            job.cfg,
+            job.spec,
+            open_tracker,
+            resume=retry or (job.resume and launch is not None),  # --resume starts the runs that never started
+            overwrite=job.overwrite and not retry,
+            debug=job.debug,
+            callbacks=callbacks,
+            launch=job.launch,
+            data=job.data,
+            run_record=record,
+        )
+    except BaseException as e:
+        # it ended before its MLflow run existed (bad data, weights, ...): the parent says so; not when it was
+        # refused because another live process holds the run (that one's child tells how the run goes)
+        if not opened and lock_holder(paths.lock) is None:
+            status: RunStatus = "KILLED" if isinstance(e, (KeyboardInterrupt, SystemExit)) else "FAILED"
+            _record_quietly(session, job.parent_run_id, job.spec.name, status)
+        raise
+
+
+def _record_quietly(session: MlflowSession, parent_id: str, name: str, status: RunStatus) -> None:
+    """``record_failed_start``, never hiding the error that ended the run."""
+    try:
+        session.record_failed_start(parent_id, name, status)
+    except Exception:
+        log.warning("could not record on parent run %s that %s ended %s", parent_id, name, status, exc_info=True)

@@ -15,6 +15,7 @@ machine; the driver makes paths absolute and each task checks that it sees the s
 
 from __future__ import annotations
 
+import logging
 import os
 import subprocess
 from collections.abc import Callable, Sequence
@@ -25,11 +26,14 @@ from typing import TYPE_CHECKING, Any, Literal
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
 from tagf_core.launch.job import FoldJob, JobEvent, absolute_config, new_launch, run_fold_job
-from tagf_core.tracking.mlflow_tracker import TrackingTarget
+from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget
+from tagf_core.tracking.stamp_status import settle_stamp
 from tagf_core.training.run import RunResult, RunSpec, run_config, stamp_folder
 
 if TYPE_CHECKING:
     from tagf_core.launch.ray_executor import RayOptions
+
+log = logging.getLogger(__name__)
 
 Executor = Literal["local", "ray"]
 EXECUTORS: tuple[Executor, ...] = ("local", "ray")
@@ -103,10 +107,14 @@ def launch_runs(
         )
         for spec in specs
     ]
-    with stamp_folder(cfg.train.output_root / stamp):  # every worker checks that it sees it
-        if executor == "local":
-            return run_in_sequence(jobs, progress)
-        results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
+    with stamp_folder(cfg.train.output_root / stamp) as folder:  # every worker checks that it sees it
+        settle_stamp(session, stamp, folder)  # runs killed earlier without a word are KILLED, not RUNNING
+        try:
+            if executor == "local":
+                return run_in_sequence(jobs, progress)
+            results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
+        finally:
+            _settle_quietly(session, stamp, folder)  # a Ray worker lost for good leaves its run RUNNING
     if failures:
         listed = "; ".join(f"{name}: {message}" for name, message in failures)
         raise TagfError(
@@ -114,6 +122,14 @@ def launch_runs(
             "(`tagf train … --resume` continues the started ones and starts the others)"
         )
     return results
+
+
+def _settle_quietly(session: MlflowSession, stamp: str, folder: Path) -> None:
+    """``settle_stamp`` at the end of a launch: a failure to reach the store never hides how the runs ended."""
+    try:
+        settle_stamp(session, stamp, folder)
+    except Exception:
+        log.warning("could not settle the MLflow statuses of stamp %s", stamp, exc_info=True)
 
 
 def git_commit() -> str:

@@ -5,9 +5,12 @@ one process and nothing depends on MLflow's global active run. mlflow is importe
 need it (importing it takes seconds), never at module level.
 
 Layout in the experiment: the parent run is named ``<stamp>`` and tagged ``tagf.role=parent``,
-``tagf.stamp=<stamp>``; it is created FINISHED and only holds what ``collect`` logs. A child run is named e.g.
-``fold0-valence``, tagged ``tagf.role=child`` and ``mlflow.parentRunId=<parent>`` (how the UI nests runs), plus
-the tags its caller gives.
+``tagf.stamp=<stamp>``; it holds what ``collect`` logs, and its status follows its children's
+(``tracker.parent_status``): it turns RUNNING when a child starts and is settled again whenever a child ends
+(``settle_parent``). A child run is named e.g. ``fold0-valence``, tagged ``tagf.role=child`` and
+``mlflow.parentRunId=<parent>`` (how the UI nests runs), plus the tags its caller gives. A run that ended before
+its child run existed (bad data or weights) is recorded on the parent as a ``tagf.start.<name>`` tag holding
+FAILED or KILLED, and counts as such until the run has a child.
 """
 
 from __future__ import annotations
@@ -28,7 +31,14 @@ from typing import TYPE_CHECKING, Any
 from tagf_core.config import TrackingConfig
 from tagf_core.errors import TagfError
 from tagf_core.tracking.store import open_client, store_lock
-from tagf_core.tracking.tracker import RunStatus, artifact_names, raise_on_param_conflicts, tracked
+from tagf_core.tracking.tracker import (
+    ParentStatus,
+    RunStatus,
+    artifact_names,
+    parent_status,
+    raise_on_param_conflicts,
+    tracked,
+)
 
 if TYPE_CHECKING:
     import torch
@@ -41,6 +51,7 @@ log = logging.getLogger(__name__)
 TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 REACHABLE_TIMEOUT_S = 5.0
 ROLE_TAG, STAMP_TAG, PARENT_TAG = "tagf.role", "tagf.stamp", "mlflow.parentRunId"
+START_TAG_PREFIX = "tagf.start."
 # MLflow's limits: params and metrics per log_batch call, and the length of a dataset digest
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _DATASET_DIGEST_LEN = 100, 1000, 36
 
@@ -162,17 +173,64 @@ class MlflowSession:
         """
         experiment_id = self.experiment_id  # before the lock: getting it may take the lock itself
         with store_lock(self.tracking_uri):
-            # the stamp is compared here, not in the filter: no quoting rules for odd stamps
-            candidates = [
-                run for run in self._search(f"tags.`{ROLE_TAG}` = 'parent'") if run.data.tags.get(STAMP_TAG) == stamp
-            ]
-            if candidates:
-                return str(min(candidates, key=lambda run: run.info.start_time).info.run_id)
+            found = self.find_parent_run(stamp)
+            if found is not None:
+                return found
             run = self.client.create_run(
                 experiment_id, run_name=stamp, tags={ROLE_TAG: "parent", STAMP_TAG: stamp, "stamp": stamp}
             )
-            self.client.set_terminated(run.info.run_id, "FINISHED")
+            self.client.set_terminated(run.info.run_id, "FINISHED")  # no child yet: nothing unfinished
             return str(run.info.run_id)
+
+    def find_parent_run(self, stamp: str) -> str | None:
+        """The run id of the stamp's parent run (the earliest, should there be several), or None."""
+        # the stamp is compared here, not in the filter: no quoting rules for odd stamps
+        candidates = [
+            run for run in self._search(f"tags.`{ROLE_TAG}` = 'parent'") if run.data.tags.get(STAMP_TAG) == stamp
+        ]
+        return str(min(candidates, key=lambda run: run.info.start_time).info.run_id) if candidates else None
+
+    def children(self, parent_id: str) -> list[Any]:
+        """The child runs of ``parent_id`` (MLflow ``Run`` objects), every attempt of every run name."""
+        return self._search(f"tags.`{PARENT_TAG}` = '{parent_id}'")
+
+    def settle_parent(self, parent_id: str) -> ParentStatus | None:
+        """Set the parent's status from its children's (``tracker.parent_status``); returns it (None: no child).
+
+        Per run name, the latest child counts (``--overwrite`` starts a new one), and a failed start recorded
+        for a name without a child counts as its status. On a local store the lock makes reading the children
+        and writing the parent one step, so two children ending at once cannot leave a stale status behind.
+        """
+        self.experiment_id  # noqa: B018 (before the lock: getting it may take the lock itself)
+        with store_lock(self.tracking_uri):
+            latest: dict[str, Any] = {}
+            for run in self.children(parent_id):
+                name = run.info.run_name
+                if name not in latest or run.info.start_time > latest[name].info.start_time:
+                    latest[name] = run
+            parent = self.client.get_run(parent_id)
+            failed_starts = {
+                key[len(START_TAG_PREFIX) :]: value
+                for key, value in parent.data.tags.items()
+                if key.startswith(START_TAG_PREFIX) and value in ("FAILED", "KILLED")
+            }
+            statuses = [run.info.status for run in latest.values()]
+            statuses += [status for name, status in failed_starts.items() if name not in latest]
+            status = parent_status(statuses)
+            if status is not None and status != parent.info.status:
+                self._set_status(parent_id, status)
+            return status
+
+    def record_failed_start(self, parent_id: str, name: str, status: RunStatus) -> None:
+        """Run ``name`` ended (``status``: FAILED or KILLED) before it had a child run: say so on the parent."""
+        self.client.set_tag(parent_id, f"{START_TAG_PREFIX}{name}", status)
+        self.settle_parent(parent_id)
+
+    def _set_status(self, run_id: str, status: ParentStatus) -> None:
+        if status == "RUNNING":
+            self.client.update_run(run_id, status="RUNNING")
+        else:
+            self.client.set_terminated(run_id, status)
 
     def _search(self, filter_string: str) -> list[Any]:
         """Every active run of the experiment that ``filter_string`` selects, all pages."""
@@ -196,17 +254,21 @@ class MlflowSession:
     def child(self, parent_id: str, name: str, tags: Mapping[str, str], run_id: str | None = None) -> MlflowTracker:
         """A new child run ``name`` under ``parent_id``, or, with ``run_id``, that earlier run re-opened (resume).
 
+        The parent turns RUNNING with it; closing the child settles the parent again (``settle_parent``).
+
         Raises:
             TagfError: ``run_id`` is not a live run of this store.
         """
         all_tags = {**{k: str(v) for k, v in tags.items()}, ROLE_TAG: "child", PARENT_TAG: parent_id}
         if run_id is None:
             run = self.client.create_run(self.experiment_id, run_name=name, tags=all_tags)
-            return MlflowTracker(self, str(run.info.run_id))
-        self._existing_run(run_id)
-        self.client.update_run(run_id, status="RUNNING")
-        tracker = MlflowTracker(self, run_id)
-        tracker.set_tags(all_tags)
+            tracker = MlflowTracker(self, str(run.info.run_id), parent_id=parent_id)
+        else:
+            self._existing_run(run_id)
+            self.client.update_run(run_id, status="RUNNING")
+            tracker = MlflowTracker(self, run_id, parent_id=parent_id)
+            tracker.set_tags(all_tags)
+        self._set_status(parent_id, "RUNNING")
         return tracker
 
     def parent_tracker(self, parent_id: str) -> MlflowTracker:
@@ -260,10 +322,14 @@ class MlflowSession:
 class MlflowTracker:
     """A ``Tracker`` writing to one MLflow run through the session's client."""
 
-    def __init__(self, session: MlflowSession, run_id: str, *, set_status_on_close: bool = True) -> None:
+    def __init__(
+        self, session: MlflowSession, run_id: str, *, set_status_on_close: bool = True, parent_id: str | None = None
+    ) -> None:
         self.session = session
         self.client = session.client
         self.run_id = run_id
+        self.parent_id = parent_id
+        """The parent of a child run, settled when the child closes."""
         self._set_status_on_close = set_status_on_close
 
     def log_params(self, params: Mapping[str, object]) -> None:
@@ -356,8 +422,14 @@ class MlflowTracker:
         self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
 
     def close(self, status: RunStatus = "FINISHED") -> None:
-        if self._set_status_on_close:
-            self.client.set_terminated(self.run_id, status)
+        if not self._set_status_on_close:
+            return
+        self.client.set_terminated(self.run_id, status)
+        if self.parent_id is not None:
+            try:
+                self.session.settle_parent(self.parent_id)
+            except Exception:  # the run's own status is written: a parent left behind is settled again later
+                log.warning("could not settle the status of parent run %s", self.parent_id, exc_info=True)
 
 
 def _signature(inputs: dict[str, Any], output: Any) -> Any:

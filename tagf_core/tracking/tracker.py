@@ -10,7 +10,7 @@ import copy
 import logging
 import signal
 import threading
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 RunStatus = Literal["FINISHED", "FAILED", "KILLED"]
+ParentStatus = Literal["RUNNING", "FINISHED", "FAILED", "KILLED"]
 
 
 class Tracker(Protocol):
@@ -74,6 +75,23 @@ class Tracker(Protocol):
     def close(self, status: RunStatus = "FINISHED") -> None:
         """End the run with ``status``."""
         ...
+
+
+def parent_status(child_statuses: Iterable[str]) -> ParentStatus | None:
+    """The status a stamp's parent run shows, from its children's: the rule, stated once.
+
+    RUNNING while any child runs (or is scheduled); else FAILED if any child failed; else KILLED if any was
+    killed; else FINISHED (every child finished). None without children: nothing to say. A caller passes one
+    status per run (the latest attempt of each run name), and FAILED/KILLED for a run that ended before it had
+    an MLflow run of its own (``MlflowSession.record_failed_start``).
+    """
+    statuses = set(child_statuses)
+    if not statuses:
+        return None
+    for status in ("RUNNING", "SCHEDULED", "FAILED", "KILLED"):
+        if status in statuses:
+            return "RUNNING" if status == "SCHEDULED" else status  # type: ignore[return-value]
+    return "FINISHED"
 
 
 def param_conflicts(existing: Mapping[str, str], params: Mapping[str, object]) -> list[str]:
