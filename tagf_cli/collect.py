@@ -32,11 +32,11 @@ def collect(
     """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file;
     with baseline runs in the stamp, also TAGF beside each baseline (models.csv, models.md)."""
     from tagf_cli.tables import render_model_table, render_table
+    from tagf_core.launch.stamp_status import settle_stamp
     from tagf_core.results.collect import collect_runs, compare_models
     from tagf_core.results.submission import write_submission
     from tagf_core.results.summary import write_model_comparison, write_summary
     from tagf_core.tracking.mlflow_tracker import TrackingTarget
-    from tagf_core.tracking.stamp_status import settle_stamp
 
     with user_errors():
         cfg = load_config(

@@ -68,6 +68,11 @@ def test_the_model_is_pure() -> None:
     assert _importers("model", ("tagf_core.training", "tagf_core.tracking", "tagf_core.atomic", "typer")) == {}
 
 
+def test_tracking_knows_no_training_or_run_folder() -> None:
+    """tracking/ is below training: the loop logs through it; joining runs and their folders is launch/'s."""
+    assert _importers("tracking", ("tagf_core.training", "tagf_core.launch", "tagf_core.results")) == {}
+
+
 def test_only_the_cli_renders() -> None:
     """rich (tables, progress) is the CLI's; the core logs and returns values."""
     assert _importers("", ("rich",)) == {}

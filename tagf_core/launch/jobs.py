@@ -26,8 +26,8 @@ from typing import TYPE_CHECKING, Any, Literal
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
 from tagf_core.launch.job import FoldJob, JobEvent, absolute_config, new_launch, run_fold_job
+from tagf_core.launch.stamp_status import settle_stamp
 from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget
-from tagf_core.tracking.stamp_status import settle_stamp
 from tagf_core.training.run import RunResult, RunSpec, run_config, stamp_folder
 
 if TYPE_CHECKING:

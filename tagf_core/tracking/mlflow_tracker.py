@@ -2,7 +2,8 @@
 
 Everything goes through ``mlflow.tracking.MlflowClient`` with explicit run ids, so several runs can be open in
 one process and nothing depends on MLflow's global active run. mlflow is imported inside the functions that
-need it (importing it takes seconds), never at module level.
+need it (importing it takes seconds), never at module level. Longer than the other modules: it is the whole
+MLflow vocabulary of tagf, the session (store, experiment, parent runs and their status) and one run's tracker.
 
 Layout in the experiment: the parent run is named ``<stamp>`` and tagged ``tagf.role=parent``,
 ``tagf.stamp=<stamp>``; it holds what ``collect`` logs, and its status follows its children's

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from tagf_core.launch.stamp_status import settle_stamp
 from tagf_core.tracking.mlflow_tracker import MlflowSession
-from tagf_core.tracking.stamp_status import settle_stamp
 from tagf_core.tracking.tracker import parent_status, tracked
 
 
