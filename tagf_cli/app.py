@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.metadata
 import logging
 
 import typer
@@ -20,9 +21,18 @@ app = typer.Typer(
 )
 
 
+def print_version(given: bool) -> None:
+    if given:
+        typer.echo(f"tagf {importlib.metadata.version('tagf')}")
+        raise typer.Exit()
+
+
 @app.callback()
 def configure_logging(
     verbose: bool = typer.Option(False, "--verbose", "-v", help="Show debug messages and the cause of errors."),
+    version: bool = typer.Option(
+        False, "--version", callback=print_version, is_eager=True, help="Show the installed version and exit."
+    ),
 ) -> None:
     """TAGF (Time-aware Gated Fusion) valence–arousal estimation on Aff-Wild2, experiment-tracked."""
     logging.basicConfig(
