@@ -16,7 +16,7 @@ app = typer.Typer(
     cls=OneLineErrorGroup,  # usage errors as one `error:` line and exit 1, as every other error
     help="TAGF (Time-aware Gated Fusion) valence–arousal estimation on Aff-Wild2, experiment-tracked.",
     no_args_is_help=True,
-    add_completion=False,
+    add_completion=True,  # --install-completion, --show-completion
     pretty_exceptions_enable=False,
 )
 
