@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import importlib.metadata
 import logging
+import os
+import sys
 
 import typer
 from rich.logging import RichHandler
@@ -41,6 +43,35 @@ def configure_logging(
         handlers=[RichHandler(show_time=False, show_path=False, markup=False)],
         force=True,
     )
+    route_library_warnings()
+
+
+# MLflow logs this after every pickled model; tagf logs models pickled on purpose (the pt2 export fixes the
+# window length), so it is one debug line, not three lines of advice after every run.
+MLFLOW_PICKLE_WARNING = "Saving pytorch model by Pickle or CloudPickle format"
+
+
+class DemoteKnownWarnings(logging.Filter):
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.name.startswith("mlflow") and str(record.msg).startswith(MLFLOW_PICKLE_WARNING):
+            record.msg, record.args = "mlflow: model logged in pickle format (its safety warning)", ()
+            record.levelno, record.levelname = logging.DEBUG, "DEBUG"
+            return logging.getLogger().isEnabledFor(logging.DEBUG)
+        return True
+
+
+def route_library_warnings() -> None:
+    """Python warnings and MLflow's own log records go through the handler above, not raw stderr."""
+    logging.captureWarnings(True)
+    # MLflow gives its loggers their own stderr handler when it is imported (later, inside a command);
+    # the variable stops that, and a MLflow already imported is undone here
+    os.environ.setdefault("MLFLOW_CONFIGURE_LOGGING", "false")
+    if "mlflow" in sys.modules:
+        mlflow_logger = logging.getLogger("mlflow")
+        mlflow_logger.handlers.clear()
+        mlflow_logger.propagate = True
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(DemoteKnownWarnings())
 
 
 app.command("synth")(synth.synth)
