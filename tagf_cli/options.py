@@ -7,12 +7,14 @@ the TAGF_* environment or the built-in default, which its help names as ``(confi
 
 from __future__ import annotations
 
+import tomllib
 from pathlib import Path
-from typing import Annotated, Literal
+from typing import Annotated, Any, Literal
 
 import typer
 
 from tagf_core.config import TagfConfig
+from tagf_core.errors import TagfError
 from tagf_core.training.run import ModelName
 
 
@@ -34,3 +36,39 @@ Experiment = Annotated[str | None, typer.Option("--experiment", help=config_help
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (sections data, model, train, tracking, preprocess).")
 ]
+SetOverrides = Annotated[
+    list[str] | None,
+    typer.Option(
+        "--set",
+        metavar="SECTION.KEY=VALUE",
+        help="Set any config key, e.g. --set train.learning_rate=1e-3; repeat for several. The value is read as a "
+        'TOML literal (1e-3, true, [16, 16], "text"), else as a string. It wins over --config and TAGF_*; '
+        "this command's own flags win over it.",
+    ),
+]
+
+
+def with_set_overrides(settings: list[str] | None, flags: dict[str, dict[str, Any]]) -> dict[str, dict[str, Any]]:
+    """``load_config`` overrides: each ``--set section.key=value``, then the flags given (not None) over them.
+
+    Raises TagfError naming a ``--set`` that is not ``section.key=value``; a key or value the config refuses is
+    refused, naming it, by ``load_config`` (the same typed checks as a config file).
+    """
+    merged: dict[str, dict[str, Any]] = {}
+    for setting in settings or []:
+        key, equals, text = setting.partition("=")
+        section, dot, name = key.strip().partition(".")
+        if not equals or not dot or not section or not name or "." in name:
+            raise TagfError(f"--set {setting!r}: expected SECTION.KEY=VALUE, e.g. train.learning_rate=1e-3")
+        merged.setdefault(section, {})[name] = toml_literal(text.strip())
+    for section, values in flags.items():
+        merged.setdefault(section, {}).update({k: v for k, v in values.items() if v is not None})
+    return merged
+
+
+def toml_literal(text: str) -> Any:
+    """``1e-3`` → 0.001, ``[16, 16]`` → [16, 16], ``true`` → True; anything that is no TOML value stays text."""
+    try:
+        return tomllib.loads(f"value = {text}")["value"]
+    except tomllib.TOMLDecodeError:
+        return text

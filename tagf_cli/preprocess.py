@@ -9,7 +9,7 @@ from typing import Annotated
 import typer
 
 from tagf_cli.errors import user_errors
-from tagf_cli.options import ConfigFile, config_help
+from tagf_cli.options import ConfigFile, SetOverrides, config_help, with_set_overrides
 from tagf_cli.progress import LazyProgress
 from tagf_core.config import load_config
 from tagf_core.errors import TagfError
@@ -37,12 +37,14 @@ def preprocess(
     workers: Workers = None,
     import_reference: ImportReference = None,
     config_file: ConfigFile = None,
+    settings: SetOverrides = None,
 ) -> None:
     """Decode labels, faces and audio into per-trial arrays; a re-run skips finished trials."""
     from preprocessing import import_reference_dataset, preprocess_release
 
     with user_errors():
-        cfg = load_config(config_file, {"data": {"processed_root": out}, "preprocess": {"workers": workers}})
+        flags = {"data": {"processed_root": out}, "preprocess": {"workers": workers}}
+        cfg = load_config(config_file, with_set_overrides(settings, flags))
         if (data_root is None) == (import_reference is None):
             raise TagfError("give exactly one of --data-root (a raw release) or --import-reference (reference output)")
         if import_reference is not None:

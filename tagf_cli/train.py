@@ -9,9 +9,20 @@ from typing import TYPE_CHECKING, Annotated, Literal
 import typer
 
 from tagf_cli.errors import user_errors
-from tagf_cli.options import ConfigFile, Emotion, Experiment, Fold, Model, OutputRoot, Stamp, config_help
+from tagf_cli.options import (
+    ConfigFile,
+    Emotion,
+    Experiment,
+    Fold,
+    Model,
+    OutputRoot,
+    SetOverrides,
+    Stamp,
+    config_help,
+    with_set_overrides,
+)
 from tagf_cli.progress import EpochProgress
-from tagf_core.config import TagfConfig, load_config
+from tagf_core.config import TagfConfig, config_to_toml, load_config
 from tagf_core.errors import TagfError
 from tagf_core.launch.ray_executor import DEFAULT_MAX_RETRIES
 
@@ -104,6 +115,10 @@ def train(
     output_root: OutputRoot = None,
     experiment: Experiment = None,
     config_file: ConfigFile = None,
+    settings: SetOverrides = None,
+    print_config: Annotated[
+        bool, typer.Option("--print-config", help="Print the resolved configuration as TOML and exit; train nothing.")
+    ] = False,
     debug: Annotated[
         bool, typer.Option("--debug", help="One trial per fold chunk, as the reference's -debug 1.")
     ] = False,
@@ -137,17 +152,23 @@ def train(
             raise TagfError("--resume and --overwrite contradict each other: choose one")
         cfg = load_config(
             config_file,
-            {
-                "data": {"processed_root": data, "embeddings_root": embeddings_root},
-                "train": {
-                    "backbone": backbone,
-                    "max_epochs": max_epochs,
-                    "weights_dir": weights_dir,
-                    "output_root": output_root,
+            with_set_overrides(
+                settings,
+                {
+                    "data": {"processed_root": data, "embeddings_root": embeddings_root},
+                    "train": {
+                        "backbone": backbone,
+                        "max_epochs": max_epochs,
+                        "weights_dir": weights_dir,
+                        "output_root": output_root,
+                    },
+                    "tracking": {"experiment_name": experiment},
                 },
-                "tracking": {"experiment_name": experiment},
-            },
+            ),
         )
+        if print_config:
+            typer.echo(config_to_toml(cfg), nl=False)
+            return
         folds = fold or [0]  # 0: the official train/validation split
         emotions = ["valence", "arousal"] if emotion == "both" else [emotion]
         if executor == "local" and (ray_address is not None or max_retries is not None):

@@ -6,6 +6,9 @@ import importlib.metadata
 import os
 import subprocess
 import sys
+import tomllib
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
@@ -56,3 +59,49 @@ def test_mlflow_and_python_warnings_go_through_the_cli_logging(verbose: bool) ->
     assert "WARNING <string>:11: FutureWarning: a library's future warning" in lines
     assert "exercising caution" not in done.stdout
     assert ("DEBUG mlflow: model logged in pickle format (its safety warning)" in lines) == verbose
+
+
+def test_set_overrides_the_config_file_and_environment_and_flags_override_set(
+    tmp_path: Path, write_run_config: Callable[[Path, int], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("TAGF_TRAIN__BATCH_SIZE", "6")  # the file says 4
+    args = ["train", "--config", str(write_run_config(tmp_path, 2)), "--print-config"]
+    result = runner.invoke(app, [*args, "--set", "train.batch_size=5", "--set", "train.learning_rate=2e-4",
+                                 "--set", "model.video_tcn_channels=[8, 8]", "--set", "data.processed_root=elsewhere/x",
+                                 "--set", "train.max_epochs=7", "--max-epochs", "3",
+                                 "--set", f"train.output_root={tmp_path / 'outputs'}"])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    printed = tomllib.loads(result.output)
+    assert printed["train"]["batch_size"] == 5 and printed["train"]["learning_rate"] == 2e-4
+    assert printed["train"]["max_epochs"] == 3  # the explicit flag wins over --set
+    assert printed["model"]["video_tcn_channels"] == [8, 8] and printed["data"]["processed_root"] == "elsewhere/x"
+    assert printed["data"]["window_len"] == 16  # the file's other keys stay
+    assert printed["train"]["output_root"] == str(tmp_path / "outputs")  # a path: no TOML literal, so text
+    assert not (tmp_path / "outputs").exists()  # nothing trained
+
+
+def test_print_config_is_the_resolved_config_as_toml_that_reads_back(tmp_path: Path) -> None:
+    from tagf_core.config import TagfConfig, load_config
+
+    result = runner.invoke(app, ["train", "--print-config"])
+    assert result.exit_code == 0, result.output
+    (tmp_path / "printed.toml").write_text(result.output)
+    assert load_config(tmp_path / "printed.toml") == TagfConfig()
+
+
+@pytest.mark.parametrize(
+    ("args", "named"),
+    [
+        (["train", "--set", "train.learnig_rate=1e-3"], "train.learnig_rate: unknown setting"),
+        (["train", "--set", "trian.batch_size=4"], "trian: unknown setting"),
+        (["train", "--set", "train.batch_size=abc"], "train.batch_size: "),
+        (["train", "--set", "learning_rate"], "--set 'learning_rate': expected SECTION.KEY=VALUE"),
+        (["train", "--set", "data.fold=3"], "data.fold"),
+        (["preprocess", "--data-root", "x", "--set", "preprocess.workers=-1"], "preprocess.workers: "),
+    ],
+)
+def test_a_bad_set_is_one_error_line_naming_it(args: list[str], named: str) -> None:
+    result = runner.invoke(app, args)
+    assert result.exit_code == 1
+    assert len(result.output.splitlines()) == 1 and result.output.startswith("error: ")
+    assert named in result.output
