@@ -36,6 +36,31 @@ Experiment = Annotated[str | None, typer.Option("--experiment", help=config_help
 ConfigFile = Annotated[
     Path | None, typer.Option("--config", help="TOML config file (sections data, model, train, tracking, preprocess).")
 ]
+
+
+def settings_changed(cfg: TagfConfig) -> list[str]:
+    """``train.learning_rate = 0.001 (reference 0.0001)`` for each setting that is not its built-in default.
+
+    A setting the reference does not have (its description says so) names its ``default`` instead.
+    """
+    lines = []
+    given, defaults = cfg.model_dump(mode="json"), TagfConfig().model_dump(mode="json")
+    for section, values in given.items():
+        fields = TagfConfig.model_fields[section].annotation.model_fields  # type: ignore[union-attr]
+        for key, value in values.items():
+            default = defaults[section][key]
+            if value != default:
+                origin = "default" if "not in the reference" in (fields[key].description or "") else "reference"
+                lines.append(f"{section}.{key} = {shown(value)} ({origin} {shown(default)})")
+    return lines
+
+
+def shown(value: Any) -> str:
+    if value is None:
+        return "none"
+    return f"[{', '.join(map(str, value))}]" if isinstance(value, list) else str(value)
+
+
 SetOverrides = Annotated[
     list[str] | None,
     typer.Option(

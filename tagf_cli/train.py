@@ -19,6 +19,7 @@ from tagf_cli.options import (
     SetOverrides,
     Stamp,
     config_help,
+    settings_changed,
     with_set_overrides,
 )
 from tagf_cli.progress import EpochProgress
@@ -173,6 +174,8 @@ def train(
         emotions = ["valence", "arousal"] if emotion == "both" else [emotion]
         if executor == "local" and (ray_address is not None or max_retries is not None):
             raise TagfError("--ray-address and --max-retries are for --executor ray")
+        for line in settings_changed(cfg):  # what is in effect beyond the reference, before hours of training
+            typer.echo(line)
         run_folds(
             cfg, stamp, folds, emotions, models=chosen_models(model), resume=resume, overwrite=overwrite,
             debug=debug, executor=executor, ray_address=ray_address, max_retries=max_retries,

@@ -105,3 +105,22 @@ def test_a_bad_set_is_one_error_line_naming_it(args: list[str], named: str) -> N
     assert result.exit_code == 1
     assert len(result.output.splitlines()) == 1 and result.output.startswith("error: ")
     assert named in result.output
+
+
+def test_train_echoes_the_settings_that_differ_from_the_reference_before_training(
+    tmp_path: Path, write_run_config: Callable[[Path, int], Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    config = write_run_config(tmp_path, 2)
+    result = runner.invoke(
+        app, ["train", "--config", str(config), "--data", "missing", "--set", "train.weight_decay=0.01"]
+    )
+    assert result.exit_code == 1  # no data: it stops before training, after the echo
+    lines = result.output.splitlines()
+    assert "train.learning_rate = 0.001 (reference 0.0001)" in lines
+    assert "train.weight_decay = 0.01 (reference 0.001)" in lines
+    assert "model.video_tcn_channels = [16, 16] (reference [512, 512, 256, 256])" in lines
+    assert "data.processed_root = missing (default data/processed)" in lines  # not a reference setting
+    assert "train.batch_size = 4 (reference 12)" in lines
+    assert not any(line.startswith("train.min_learning_rate") for line in lines)  # unchanged: not echoed
+    assert lines[-1].startswith("error: ")
