@@ -70,6 +70,9 @@ def route_library_warnings() -> None:
         mlflow_logger = logging.getLogger("mlflow")
         mlflow_logger.handlers.clear()
         mlflow_logger.propagate = True
+    # the levels MLflow would have given: its SQL store's schema migrations stay quiet
+    for name in ("alembic", "sqlalchemy.engine", "huey"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     for handler in logging.getLogger().handlers:
         handler.addFilter(DemoteKnownWarnings())
 

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
 from tagf_core.locks import lock_holder
-from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget
+from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget, child_run_name
 from tagf_core.tracking.tracker import RunStatus
 from tagf_core.training.run import RunPaths, RunResult, RunSpec, read_run_record
 
@@ -96,7 +96,8 @@ def run_fold_job(job: FoldJob, callbacks: Any = None) -> RunResult:
     opened = []
 
     def open_tracker(run_id: str | None) -> Any:
-        tracker = session.child(job.parent_run_id, job.spec.name, job.tags, run_id=run_id)
+        name = child_run_name(job.spec.stamp, job.spec.name)  # unique across stamps; the folder is spec.name
+        tracker = session.child(job.parent_run_id, name, job.tags, run_id=run_id)
         opened.append(tracker)
         return tracker
 

@@ -8,7 +8,9 @@ MLflow vocabulary of tagf, the session (store, experiment, parent runs and their
 Layout in the experiment: the parent run is named ``<stamp>`` and tagged ``tagf.role=parent``,
 ``tagf.stamp=<stamp>``; it holds what ``collect`` logs, and its status follows its children's
 (``tracker.parent_status``): it turns RUNNING when a child starts and is settled again whenever a child ends
-(``settle_parent``). A child run is named e.g. ``fold0-valence``, tagged ``tagf.role=child`` and
+(``settle_parent``). A child run is named ``<stamp>/<run folder name>`` (``child_run_name``, e.g.
+``a/fold0-valence``: unique across stamps in the UI; stores written before that name it ``fold0-valence``, and
+``run_folder_name`` reads both), tagged ``tagf.role=child`` and
 ``mlflow.parentRunId=<parent>`` (how the UI nests runs), plus the tags its caller gives. A run that ended before
 its child run existed (bad data or weights) is recorded on the parent as a ``tagf.start.<name>`` tag holding
 FAILED or KILLED, and counts as such until the run has a child.
@@ -45,7 +47,15 @@ if TYPE_CHECKING:
     import torch
     from mlflow.tracking import MlflowClient
 
-__all__ = ["MlflowSession", "MlflowTracker", "TrackingTarget", "resolve_tracking_uri", "tracked"]
+__all__ = [
+    "MlflowSession",
+    "MlflowTracker",
+    "TrackingTarget",
+    "child_run_name",
+    "resolve_tracking_uri",
+    "run_folder_name",
+    "tracked",
+]
 
 log = logging.getLogger(__name__)
 
@@ -55,6 +65,17 @@ ROLE_TAG, STAMP_TAG, PARENT_TAG = "tagf.role", "tagf.stamp", "mlflow.parentRunId
 START_TAG_PREFIX = "tagf.start."
 # MLflow's limits: params and metrics per log_batch call, and the length of a dataset digest
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _DATASET_DIGEST_LEN = 100, 1000, 36
+
+
+def child_run_name(stamp: str, folder_name: str) -> str:
+    """The MLflow name of a child run: ``<stamp>/<run folder name>``, e.g. ``a/fold0-valence``."""
+    return f"{stamp}/{folder_name}"
+
+
+def run_folder_name(run_name: str) -> str:
+    """The run folder's name a child run's MLflow name stands for: the part after the last ``/`` (a stamp holds
+    none), so ``a/fold0-valence`` and the older ``fold0-valence`` both give ``fold0-valence``."""
+    return run_name.rpartition("/")[2]
 
 
 def resolve_tracking_uri(default: str) -> str:
@@ -198,15 +219,16 @@ class MlflowSession:
     def settle_parent(self, parent_id: str) -> ParentStatus | None:
         """Set the parent's status from its children's (``tracker.parent_status``); returns it (None: no child).
 
-        Per run name, the latest child counts (``--overwrite`` starts a new one), and a failed start recorded
-        for a name without a child counts as its status. On a local store the lock makes reading the children
-        and writing the parent one step, so two children ending at once cannot leave a stale status behind.
+        Per run (``run_folder_name`` of its name), the latest child counts (``--overwrite`` starts a new one), and
+        a failed start recorded for a run without a child counts as its status. On a local store the lock makes
+        reading the children and writing the parent one step, so two children ending at once cannot leave a stale
+        status behind.
         """
         self.experiment_id  # noqa: B018 (before the lock: getting it may take the lock itself)
         with store_lock(self.tracking_uri):
             latest: dict[str, Any] = {}
             for run in self.children(parent_id):
-                name = run.info.run_name
+                name = run_folder_name(run.info.run_name or "")
                 if name not in latest or run.info.start_time > latest[name].info.start_time:
                     latest[name] = run
             parent = self.client.get_run(parent_id)

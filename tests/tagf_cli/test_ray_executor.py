@@ -111,7 +111,7 @@ def test_two_folds_as_ray_tasks_one_killed_mid_run_is_retried_and_resumes(
     parents = [r for r in runs if r.data.tags.get("tagf.role") == "parent"]
     assert len(parents) == 1
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id]
-    assert sorted(r.info.run_name for r in children) == ["fold0-valence", "fold1-valence"]
+    assert sorted(r.info.run_name for r in children) == ["raycv/fold0-valence", "raycv/fold1-valence"]
     for child in children:
         assert child.info.status == "FINISHED" and child.data.tags["executor"] == "ray"
         steps = [m.step for m in client.get_metric_history(child.info.run_id, "val/ccc")]

@@ -47,7 +47,7 @@ def test_train_then_collect_log_everything_to_the_tracking_server(
     runs = client.search_runs([experiment.experiment_id], filter_string="tags.stamp = 'remote'")  # shared server
     (parent,) = [r for r in runs if r.data.tags.get("tagf.role") == "parent"]
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id}
-    assert set(children) == {"fold0-valence", "fold0-arousal"}
+    assert set(children) == {"remote/fold0-valence", "remote/fold0-arousal"}
     for child in children.values():
         assert child.info.status == "FINISHED"
         assert sorted(m.step for m in client.get_metric_history(child.info.run_id, "val/ccc")) == [0, 1]
@@ -59,7 +59,9 @@ def test_train_then_collect_log_everything_to_the_tracking_server(
     # the model went through the server's artifact proxy and comes back from it
     from tagf_core.tracking.mlflow_tracker import MlflowSession
 
-    model = MlflowSession(mlflow_server, "tagf").load_model(f"runs:/{children['fold0-valence'].info.run_id}/model")
+    model = MlflowSession(mlflow_server, "tagf").load_model(
+        f"runs:/{children['remote/fold0-valence'].info.run_id}/model"
+    )
     assert sum(p.numel() for p in model.parameters()) > 0
     assert not (workspace / "mlflow.db").exists() and not (workspace / "mlruns").exists()
 

@@ -34,7 +34,7 @@ def store(workspace: Path, monkeypatch: pytest.MonkeyPatch) -> str:
 
 
 def _runs(uri: str, stamp: str) -> tuple[Any, dict[str, Any]]:
-    """The stamp's parent run and its children by name, as MLflow holds them now."""
+    """The stamp's parent run and its children by run folder name, as MLflow holds them now."""
     from mlflow.tracking import MlflowClient
 
     client = MlflowClient(uri)
@@ -43,7 +43,8 @@ def _runs(uri: str, stamp: str) -> tuple[Any, dict[str, Any]]:
     runs = client.search_runs([experiment.experiment_id], "tags.`tagf.role` = 'parent'")
     parent = next(run for run in runs if run.data.tags.get("tagf.stamp") == stamp)
     children = client.search_runs([experiment.experiment_id], f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'")
-    return parent, {run.info.run_name: run for run in children}
+    assert all(run.info.run_name.startswith(f"{stamp}/") for run in children)
+    return parent, {run.info.run_name.removeprefix(f"{stamp}/"): run for run in children}
 
 
 def test_a_run_failing_before_training_fails_its_parent_until_it_trains(

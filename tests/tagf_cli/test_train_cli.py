@@ -56,8 +56,8 @@ def test_train_both_emotions_then_resume_predict_and_collect(
     runs = client.search_runs([experiment.experiment_id])
     parents = [r for r in runs if r.data.tags.get("tagf.role") == "parent"]
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parents[0].info.run_id}
-    assert len(parents) == 1 and set(children) == {"fold0-valence", "fold0-arousal"}
-    valence = children["fold0-valence"]
+    assert len(parents) == 1 and set(children) == {"cli/fold0-valence", "cli/fold0-arousal"}
+    valence = children["cli/fold0-valence"]
     assert valence.info.status == "FINISHED"
     assert {valence.data.tags[k] for k in ("stamp", "fold", "emotion", "backbone")} == {"cli", "0", "valence", "frozen"}
     assert valence.data.params["train.batch_size"] == "4"
@@ -110,8 +110,10 @@ def test_baselines_are_child_runs_beside_tagf_and_collect_compares_them(
     parent = client.search_runs([experiment.experiment_id], "tags.`tagf.role` = 'parent'")
     parent_id = next(r.info.run_id for r in parent if r.info.run_name == "models")
     children = {r.info.run_name: r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent_id}
-    assert set(children) == {f"fold0-{e}{m}" for e in ("valence", "arousal") for m in ("", "-ridge", "-ridge-audio")}
-    ridge = children["fold0-arousal-ridge"]
+    assert set(children) == {
+        f"models/fold0-{e}{m}" for e in ("valence", "arousal") for m in ("", "-ridge", "-ridge-audio")
+    }
+    ridge = children["models/fold0-arousal-ridge"]
     assert ridge.data.tags["model"] == "ridge" and ridge.data.tags["backbone"] == "frozen"
     assert {"val/ccc", "val/rmse", "val/pcc", "train/ccc", "best/val_ccc", "probe/alpha"} <= set(ridge.data.metrics)
     assert len(client.get_metric_history(ridge.info.run_id, "val/ccc")) == 8
