@@ -13,7 +13,13 @@ import pytest
 import torch
 
 from tagf_core.errors import TagfError
-from tagf_core.tracking.mlflow_tracker import MlflowSession, MlflowTracker, resolve_tracking_uri
+from tagf_core.tracking.mlflow_tracker import (
+    MlflowSession,
+    MlflowTracker,
+    child_run_name,
+    resolve_tracking_uri,
+    run_folder_name,
+)
 from tagf_core.tracking.tracker import tracked
 
 EXPERIMENT = "tagf-test"
@@ -246,6 +252,16 @@ def test_a_reopened_child_is_the_same_run(session: MlflowSession) -> None:
     assert [r.info.run_id for r in named] == [first.run_id]
     assert named[0].info.status == "FINISHED"
     assert again.logged_steps("val/ccc") == {0, 1}
+
+
+def test_a_child_named_by_stamp_and_one_of_an_older_store_are_the_same_run(session: MlflowSession) -> None:
+    """Children are named ``<stamp>/<run folder>``; a store written before names them ``<run folder>``."""
+    assert child_run_name("stamp-names", "fold0-valence") == "stamp-names/fold0-valence"
+    assert run_folder_name("stamp-names/fold0-valence") == run_folder_name("fold0-valence") == "fold0-valence"
+    parent = session.parent_run("stamp-names")
+    session.child(parent, "fold0-valence", {}).close("KILLED")  # the older name
+    session.child(parent, child_run_name("stamp-names", "fold0-valence"), {}).close("FINISHED")  # started again
+    assert session.settle_parent(parent) == "FINISHED"  # the latest attempt of fold0-valence counts
 
 
 def test_reopening_an_unknown_run_names_it(session: MlflowSession) -> None:
