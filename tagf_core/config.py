@@ -175,6 +175,12 @@ class TrackingConfig(_Section):
     experiment_name: str = Field(
         "tagf", min_length=1, description="MLflow experiment the runs are logged under (not in the reference)."
     )
+    register_as: str | None = Field(
+        None,
+        min_length=1,
+        description="Register each run's model in the MLflow registry as <name>-<emotion> (-<model> for a "
+        "baseline); the best validation CCC so far gets the alias champion (not in the reference).",
+    )
 
 
 class PreprocessConfig(_Section):

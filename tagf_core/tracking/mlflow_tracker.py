@@ -63,6 +63,8 @@ TRACKING_URI_ENV = "MLFLOW_TRACKING_URI"
 REACHABLE_TIMEOUT_S = 5.0
 ROLE_TAG, STAMP_TAG, PARENT_TAG = "tagf.role", "tagf.stamp", "mlflow.parentRunId"
 START_TAG_PREFIX = "tagf.start."
+CHAMPION = "champion"
+"""The alias of the best registered version of a model (``register_model``)."""
 # MLflow's limits: params and metrics per log_batch call, and the length of a dataset digest
 _PARAMS_PER_BATCH, _METRICS_PER_BATCH, _DATASET_DIGEST_LEN = 100, 1000, 36
 
@@ -354,6 +356,7 @@ class MlflowTracker:
         self.parent_id = parent_id
         """The parent of a child run, settled when the child closes."""
         self._set_status_on_close = set_status_on_close
+        self._logged_model_id: str | None = None
 
     def log_params(self, params: Mapping[str, object]) -> None:
         from mlflow.entities import Param
@@ -383,12 +386,22 @@ class MlflowTracker:
         else:
             self.client.log_artifact(self.run_id, str(path), artifact_path)
 
-    def log_model(self, model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], name: str) -> None:
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example_inputs: dict[str, torch.Tensor],
+        name: str,
+        *,
+        step: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         """``mlflow.pytorch.log_model`` of ``model`` (pickled, on the CPU) with a signature from the example.
 
         The signature leaves the batch dimension free; the window length stays the example's, because a TAGF
         model's cross-attention keys are sized to its window length (other modules pickle just as well).
-        Loadable with ``mlflow.pytorch.load_model(f"runs:/{run_id}/{name}")`` where tagf is installed.
+        The logged model carries the run's params and ``tags`` and is linked to the run's metrics at ``step``
+        (the best epoch), so its page shows the epoch it holds. Loadable with
+        ``mlflow.pytorch.load_model(f"models:/{model_id}")`` or ``runs:/{run_id}/{name}`` where tagf is installed.
         """
         import copy
 
@@ -410,7 +423,14 @@ class MlflowTracker:
         signature = _signature({k: v.numpy() for k, v in inputs.items()}, output.numpy())
         # Created through our client so it lands in our experiment: with no active run, the fluent
         # log_model would put the model in whatever experiment MLflow's global state points at.
-        logged = self.client.create_logged_model(self.session.experiment_id, name=name, source_run_id=self.run_id)
+        params = dict(self.client.get_run(self.run_id).data.params)
+        logged = self.client.create_logged_model(
+            self.session.experiment_id,
+            name=name,
+            source_run_id=self.run_id,
+            params=params,
+            tags={key: str(value) for key, value in (tags or {}).items()},
+        )
         with self.session.global_tracking_uri():
             mlflow.pytorch.log_model(
                 model,
@@ -422,7 +442,39 @@ class MlflowTracker:
                 signature=signature,
                 model_id=logged.model_id,
                 run_id=self.run_id,
+                step=step,
             )
+        self._logged_model_id = logged.model_id
+
+    def register_model(self, name: str, score: float) -> bool:
+        """A new version of registered model ``name`` from the model logged last (tagged with its ``val_ccc``);
+        the alias ``champion`` moves to it when ``score`` beats the current champion's ``val_ccc``. On a local
+        store the store's lock makes comparing and moving the alias one step."""
+        from mlflow.exceptions import MlflowException
+
+        if self._logged_model_id is None:
+            raise RuntimeError("register_model needs a model logged first (log_model)")
+        with store_lock(self.session.tracking_uri):
+            try:
+                self.client.create_registered_model(name)
+            except MlflowException as e:
+                if e.error_code != "RESOURCE_ALREADY_EXISTS":
+                    raise
+            version = self.client.create_model_version(
+                name,
+                source=f"models:/{self._logged_model_id}",
+                run_id=self.run_id,
+                tags={"val_ccc": repr(float(score))},
+                model_id=self._logged_model_id,
+            )
+            try:
+                current = float(self.client.get_model_version_by_alias(name, CHAMPION).tags.get("val_ccc", "-inf"))
+            except MlflowException:
+                current = float("-inf")  # no champion yet
+            if score <= current:
+                return False
+            self.client.set_registered_model_alias(name, CHAMPION, str(version.version))
+            return True
 
     def log_dataset(self, name: str, digest: str, source: str) -> None:
         """Record the dataset as a run input; MLflow keeps 36 characters of digest, the profile keeps all of it."""

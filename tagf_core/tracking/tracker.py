@@ -60,8 +60,22 @@ class Tracker(Protocol):
         """
         ...
 
-    def log_model(self, model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], name: str) -> None:
-        """Log ``model`` as a loadable model named ``name``; ``model(**example_inputs)`` must run."""
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example_inputs: dict[str, torch.Tensor],
+        name: str,
+        *,
+        step: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
+        """Log ``model`` as a loadable model named ``name``, linked to the run's metrics at ``step`` (the best
+        epoch) and carrying the run's params and ``tags``; ``model(**example_inputs)`` must run."""
+        ...
+
+    def register_model(self, name: str, score: float) -> bool:
+        """Register the model logged last as a new version of ``name``; it becomes the ``champion`` alias when
+        ``score`` beats the current champion's. Returns whether it did."""
         ...
 
     def log_dataset(self, name: str, digest: str, source: str) -> None:
@@ -138,6 +152,11 @@ class InMemoryTracker:
     artifacts: list[tuple[Path, str | None]] = field(default_factory=list)
     artifact_files: set[str] = field(default_factory=set)
     models: list[tuple[str, torch.nn.Module, dict[str, torch.Tensor]]] = field(default_factory=list)
+    model_links: list[tuple[str, int, dict[str, str]]] = field(default_factory=list)
+    """(name, step, tags) of each logged model."""
+    registered: list[tuple[str, float, bool]] = field(default_factory=list)
+    """(registered name, score, became champion) of each registration."""
+    champions: dict[str, float] = field(default_factory=dict)
     datasets: list[tuple[str, str, str]] = field(default_factory=list)
     tags: dict[str, str] = field(default_factory=dict)
     status: str = "RUNNING"
@@ -156,9 +175,25 @@ class InMemoryTracker:
         self.artifact_files.update(artifact_names(path, artifact_path))
         self.artifacts.append((Path(path), artifact_path))
 
-    def log_model(self, model: torch.nn.Module, example_inputs: dict[str, torch.Tensor], name: str) -> None:
+    def log_model(
+        self,
+        model: torch.nn.Module,
+        example_inputs: dict[str, torch.Tensor],
+        name: str,
+        *,
+        step: int = 0,
+        tags: Mapping[str, str] | None = None,
+    ) -> None:
         # a copy: the loop keeps training the model it passed
         self.models.append((name, copy.deepcopy(model), {k: v.detach().clone() for k, v in example_inputs.items()}))
+        self.model_links.append((name, step, dict(tags or {})))
+
+    def register_model(self, name: str, score: float) -> bool:
+        champion = score > self.champions.get(name, float("-inf"))
+        if champion:
+            self.champions[name] = score
+        self.registered.append((name, score, champion))
+        return champion
 
     def log_dataset(self, name: str, digest: str, source: str) -> None:
         self.datasets.append((name, digest, source))

@@ -63,25 +63,34 @@ def finish_run(setup: RunSetup, tracker: Tracker, state: TrainingState) -> None:
     ]  # fmt: skip
     for artifact, folder in artifacts:
         tracker.log_artifact(artifact, folder)
-    _log_model(setup, tracker)
+    _log_model(setup, tracker, state)
     log.info(
         "%s: best validation CCC %.4f at epoch %d (%s)",
         spec.name, state.best_ccc, state.best_epoch, state.stop_reason,
     )  # fmt: skip
 
 
-def _log_model(setup: RunSetup, tracker: Tracker) -> None:
-    """The trained network as an MLflow model: the whole model in release mode, the part after the backbones
-    in frozen mode and the probe itself (what was trained; the backbones are the weight files given)."""
+def _log_model(setup: RunSetup, tracker: Tracker, state: TrainingState) -> None:
+    """The best weights (loaded by the caller) as an MLflow model linked to the best epoch: the whole model in
+    release mode; in frozen mode the part after the backbones and the probe itself (what was trained), tagged
+    with the digest of the backbones it expects. Registered too when ``tracking.register_as`` is set."""
     model = setup.model.eval().cpu()
     length = setup.cfg.data.window_len
     crop = setup.cfg.data.crop_size
     if setup.frozen:
         example = {"video_embeddings": torch.zeros(1, length, 512), "audio_embeddings": torch.zeros(1, length, 128)}
-        tracker.log_model(EmbeddingsModel(model) if isinstance(model, TAGFModel) else model, example, "model")
+        logged: torch.nn.Module = EmbeddingsModel(model) if isinstance(model, TAGFModel) else model
+        tags = {"tagf.backbone_digest": setup.backbone_digest or ""}
     else:
         example = {"video": torch.zeros(1, length, 3, crop, crop), "logmel": torch.zeros(1, length, 96, 64)}
-        tracker.log_model(model, example, "model")
+        logged, tags = model, {}
+    tracker.log_model(logged, example, "model", step=max(state.best_epoch, 0), tags=tags)
+    register_as = setup.cfg.tracking.register_as
+    if register_as is not None:
+        spec = setup.spec
+        name = f"{register_as}-{spec.emotion}" + ("" if spec.model == "tagf" else f"-{spec.model}")
+        if tracker.register_model(name, state.best_ccc):
+            log.info("%s: registered as the champion of %s (validation CCC %.4f)", spec.name, name, state.best_ccc)
     model.to(setup.device)
 
 

@@ -19,6 +19,7 @@ from collections.abc import Callable, Sequence
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -60,15 +61,26 @@ def embedding_digest(model: TAGFModel, records: Sequence[TrialRecord], crop_size
     """
     digest = hashlib.sha256()
     digest.update(f"{CACHE_FORMAT} v{CACHE_VERSION} crop {crop_size}\n".encode())
+    _hash_backbones(digest, model)
+    for record in sorted(records, key=lambda r: r.trial):
+        digest.update(f"trial {record.trial} {record.input_digest}\n".encode())
+    return digest.hexdigest()
+
+
+def backbone_digest(model: TAGFModel) -> str:
+    """sha256 (hex) of both backbones' weights: which backbones a frozen run's embeddings came from."""
+    digest = hashlib.sha256()
+    _hash_backbones(digest, model)
+    return digest.hexdigest()
+
+
+def _hash_backbones(digest: Any, model: TAGFModel) -> None:
     for prefix, backbone in (("visual_backbone", model.visual_backbone), ("audio_backbone", model.audio_backbone)):
         for name, tensor in backbone.state_dict().items():
             flat = tensor.detach().to("cpu").contiguous().reshape(-1)
             digest.update(f"{prefix}.{name} {flat.dtype} {tuple(tensor.shape)}\n".encode())
             # raw bytes through a uint8 view: works for every dtype numpy lacks (bfloat16) and copies nothing
             digest.update(memoryview(flat.view(torch.uint8).numpy()))
-    for record in sorted(records, key=lambda r: r.trial):
-        digest.update(f"trial {record.trial} {record.input_digest}\n".encode())
-    return digest.hexdigest()
 
 
 def build_embedding_cache(

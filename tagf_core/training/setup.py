@@ -30,7 +30,7 @@ from tagf_core.model.probe import RidgeProbe
 from tagf_core.model.reference_weights import load_backbone_weights
 from tagf_core.model.tagf import Fusion
 from tagf_core.training.batchnorm import batchnorm_layers
-from tagf_core.training.embed import build_embedding_cache
+from tagf_core.training.embed import backbone_digest, build_embedding_cache
 from tagf_core.training.run import PROBE_MODALITIES, RunPaths, RunSpec
 
 log = logging.getLogger(__name__)
@@ -88,6 +88,8 @@ class RunSetup:
     """The model's forward for a batch (``forward_from_embeddings`` in frozen mode), compiled if train.compile."""
     batchnorm: list[nn.modules.batchnorm._BatchNorm]
     """The BatchNorm layers the forward runs (not the backbones' in frozen mode): what precise statistics recompute."""
+    backbone_digest: str | None = None
+    """Frozen mode: the digest of the backbones that made the embeddings (``embed.backbone_digest``)."""
 
     def forward_batch(self, batch: dict[str, Any]) -> Tensor:
         return forward_batch(
@@ -156,6 +158,7 @@ def setup_run(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, data: RunData, *,
         frozen=frozen,
         forward=forward,
         batchnorm=batchnorm_layers(run_model, skip=(model.visual_backbone, model.audio_backbone) if frozen else ()),
+        backbone_digest=backbone_digest(model) if frozen else None,
     )
 
 
