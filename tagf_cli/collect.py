@@ -29,13 +29,12 @@ def collect(
         ModelName, typer.Option("--model", help="Whose runs make the table and the submission: tagf or a baseline.")
     ] = "tagf",
 ) -> None:
-    """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file;
-    with baseline runs in the stamp, also TAGF beside each baseline (models.csv, models.md)."""
+    """Best validation CCC per fold × emotion, mean ± std, the challenge score P, and the submission file, also
+    logged to the stamp's MLflow parent run (metrics cv/…, fold<K>/…); with baseline runs in the stamp, also TAGF
+    beside each baseline (models.csv, models.md)."""
     from tagf_cli.tables import render_model_table, render_table
-    from tagf_core.launch.stamp_status import settle_stamp
-    from tagf_core.results.collect import collect_runs, compare_models
+    from tagf_core.launch.cross_validation import collect_stamp
     from tagf_core.results.submission import write_submission
-    from tagf_core.results.summary import write_model_comparison, write_summary
     from tagf_core.tracking.mlflow_tracker import TrackingTarget
 
     with user_errors():
@@ -44,20 +43,11 @@ def collect(
         )
         session = TrackingTarget.of(cfg.tracking).open()
         session.check_reachable()  # before any file is written
-        root = cfg.train.output_root
-        settle_stamp(session, stamp, Path(root) / stamp)  # a killed run shows KILLED, even if none finished
-        collected = collect_runs(root, stamp, model)
-        models = compare_models(root, stamp)
-        folder = Path(root) / stamp
-        csv_path, md_path = write_summary(collected, folder)
-        written = [csv_path, md_path]
-        if len(models) > 1:
-            written += write_model_comparison(models, folder)
-        submission = write_submission(collected, out or folder / "submission.txt", sample_file)
-        parent = session.parent_tracker(session.parent_run(stamp))
-        for path in (*written, submission):
-            parent.log_artifact(path, "collect")
+        root = Path(cfg.train.output_root)
+        collected, cv = collect_stamp(session, root, stamp, model)
+        submission = write_submission(collected, out or root / stamp / "submission.txt", sample_file)
+        session.parent_tracker(session.parent_run(stamp)).log_artifact(submission, "collect")
     Console().print(render_table(collected))
-    if len(models) > 1:
-        Console().print(render_model_table(models))
-    typer.echo(f"summary: {', '.join(str(p) for p in written)}; submission: {submission}")
+    if len(cv.collections) > 1:
+        Console().print(render_model_table(cv.collections))
+    typer.echo(f"summary: {', '.join(str(p) for p in cv.written)}; submission: {submission}")

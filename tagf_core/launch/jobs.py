@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from tagf_core.config import TagfConfig
 from tagf_core.errors import TagfError
+from tagf_core.launch.cross_validation import log_cross_validation_quietly
 from tagf_core.launch.job import FoldJob, JobEvent, absolute_config, new_launch, run_fold_job
 from tagf_core.launch.stamp_status import settle_stamp
 from tagf_core.tracking.mlflow_tracker import MlflowSession, TrackingTarget
@@ -57,6 +58,8 @@ def launch_runs(
     """Train every fold × emotion: the parent run once, then one job per run on the chosen executor.
 
     ``progress(name)`` gives each local run's TrainingCallbacks; Ray runs report through ``on_event``.
+    After each run that finishes, and at the end, the stamp's parent run gets the cross-validation of the runs
+    finished so far (``cross_validation.log_cross_validation``) and the stamp folder its summary files.
 
     Raises:
         TagfError: bad input or an unreachable tracking server (before any training work), or, after all the
@@ -107,14 +110,24 @@ def launch_runs(
         )
         for spec in specs
     ]
+
+    def log_cv() -> None:  # the parent run shows the cross-validation of the runs finished so far
+        log_cross_validation_quietly(session, parent, cfg.train.output_root, stamp, models[0])
+
+    def on_ray_event(event: JobEvent) -> None:
+        on_event(event)
+        if event.kind == "finished" and RunSpec.parse_name(event.name) is not None:
+            log_cv()
+
     with stamp_folder(cfg.train.output_root / stamp) as folder:  # every worker checks that it sees it
         settle_stamp(session, stamp, folder)  # runs killed earlier without a word are KILLED, not RUNNING
         try:
             if executor == "local":
-                return run_in_sequence(jobs, progress)
-            results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_event)
+                return run_in_sequence(jobs, progress, after_each=log_cv)
+            results, failures = run_on_ray(jobs, ray_options or RayOptions(), on_ray_event)
         finally:
             _settle_quietly(session, stamp, folder)  # a Ray worker lost for good leaves its run RUNNING
+            log_cv()  # after a run that failed, too: those finished before it count
     if failures:
         listed = "; ".join(f"{name}: {message}" for name, message in failures)
         raise TagfError(
@@ -146,10 +159,16 @@ def git_commit() -> str:
 # ---- local: one after the other, in this process -----------------------------------------------------------
 
 
-def run_in_sequence(jobs: Sequence[FoldJob], progress: Callable[[str], AbstractContextManager[Any]]) -> list[RunResult]:
-    """Run the jobs here, in order; ``progress(name)`` gives each run's TrainingCallbacks. Stops at the first error."""
+def run_in_sequence(
+    jobs: Sequence[FoldJob],
+    progress: Callable[[str], AbstractContextManager[Any]],
+    after_each: Callable[[], None] = lambda: None,
+) -> list[RunResult]:
+    """Run the jobs here, in order; ``progress(name)`` gives each run's TrainingCallbacks, ``after_each()`` is
+    called after each run that ended well. Stops at the first error."""
     results = []
     for job in jobs:
         with progress(job.spec.name) as callbacks:
             results.append(run_fold_job(job, callbacks))
+        after_each()
     return results

@@ -13,7 +13,8 @@ Layout in the experiment: the parent run is named ``<stamp>`` and tagged ``tagf.
 ``run_folder_name`` reads both), tagged ``tagf.role=child`` and
 ``mlflow.parentRunId=<parent>`` (how the UI nests runs), plus the tags its caller gives. A run that ended before
 its child run existed (bad data or weights) is recorded on the parent as a ``tagf.start.<name>`` tag holding
-FAILED or KILLED, and counts as such until the run has a child.
+FAILED or KILLED, and counts as such until the run has a child. A parent that ends takes the end of its last
+child, so that it spans its children; ``launch/cross_validation.py`` logs the stamp's results on it.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ import os
 import time
 import urllib.error
 import urllib.request
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
@@ -222,7 +223,8 @@ class MlflowSession:
         """Set the parent's status from its children's (``tracker.parent_status``); returns it (None: no child).
 
         Per run (``run_folder_name`` of its name), the latest child counts (``--overwrite`` starts a new one), and
-        a failed start recorded for a run without a child counts as its status. On a local store the lock makes
+        a failed start recorded for a run without a child counts as its status. A parent that ends takes the end of
+        its last child (now, after a failed start), so that it spans its children. On a local store the lock makes
         reading the children and writing the parent one step, so two children ending at once cannot leave a stale
         status behind.
         """
@@ -243,7 +245,8 @@ class MlflowSession:
             statuses += [status for name, status in failed_starts.items() if name not in latest]
             status = parent_status(statuses)
             if status is not None and status != parent.info.status:
-                self._set_status(parent_id, status)
+                ends = [run.info.end_time for run in latest.values() if run.info.end_time]
+                self._set_status(parent_id, status, end_time=max(ends) if ends and not failed_starts else None)
             return status
 
     def record_failed_start(self, parent_id: str, name: str, status: RunStatus) -> None:
@@ -251,11 +254,12 @@ class MlflowSession:
         self.client.set_tag(parent_id, f"{START_TAG_PREFIX}{name}", status)
         self.settle_parent(parent_id)
 
-    def _set_status(self, run_id: str, status: ParentStatus) -> None:
+    def _set_status(self, run_id: str, status: ParentStatus, end_time: int | None = None) -> None:
+        """``end_time`` (ms) of an ended run; None: now."""
         if status == "RUNNING":
             self.client.update_run(run_id, status="RUNNING")
         else:
-            self.client.set_terminated(run_id, status)
+            self.client.set_terminated(run_id, status, end_time=end_time)
 
     def _search(self, filter_string: str) -> list[Any]:
         """Every active run of the experiment that ``filter_string`` selects, all pages."""
@@ -495,6 +499,27 @@ class MlflowTracker:
         from mlflow.entities import RunTag
 
         self.client.log_batch(self.run_id, tags=[RunTag(key, str(value)) for key, value in tags.items()])
+
+    def log_table(self, columns: Mapping[str, Sequence[object]], artifact_file: str) -> None:
+        """``columns`` (name → one value per row) as the MLflow table ``artifact_file`` (``.json``), which the UI
+        shows as a table; logging it again replaces it.
+
+        ``MlflowClient.log_table`` appends the rows to a table already there, so it logs only the first version
+        (it also marks the file as a table for the UI); a later one overwrites the file in the same format.
+        """
+        import tempfile
+
+        folder, _, file_name = artifact_file.rpartition("/")
+        present = {item.path for item in self.client.list_artifacts(self.run_id, folder or None)}
+        if artifact_file not in present:
+            table = {key: list(values) for key, values in columns.items()}
+            self.client.log_table(self.run_id, data=table, artifact_file=artifact_file)
+            return
+        rows = [list(row) for row in zip(*columns.values(), strict=True)]
+        with tempfile.TemporaryDirectory() as tmp:
+            path = Path(tmp) / file_name
+            path.write_text(json.dumps({"columns": list(columns), "data": rows}))
+            self.client.log_artifact(self.run_id, str(path), folder or None)
 
     def close(self, status: RunStatus = "FINISHED") -> None:
         if not self._set_status_on_close:

@@ -54,7 +54,10 @@ def test_train_then_collect_log_everything_to_the_tracking_server(
         artifacts = {a.path for a in client.list_artifacts(child.info.run_id)}
         assert {"training_log.csv", "config.toml", "plots", "predictions"} <= artifacts
     collected = {a.path for a in client.list_artifacts(parent.info.run_id, "collect")}
-    assert {"collect/summary.csv", "collect/summary.md", "collect/submission.txt"} <= collected
+    assert {"collect/summary.csv", "collect/summary.md", "collect/summary.json", "collect/submission.txt"} <= collected
+    assert {"cv/ccc_valence_mean", "cv/ccc_arousal_std", "cv/P", "fold0/ccc_arousal"} <= set(
+        client.get_run(parent.info.run_id).data.metrics
+    )
 
     # the model went through the server's artifact proxy and comes back from it
     from tagf_core.tracking.mlflow_tracker import MlflowSession
