@@ -7,7 +7,16 @@ from collections.abc import Sequence
 from rich.table import Table
 
 from tagf_core.results.collect import CollectedRuns
-from tagf_core.results.summary import caption, fold_cell, model_cell, model_rows, summary_rows, title
+from tagf_core.results.summary import (
+    caption,
+    fold_cell,
+    model_cell,
+    model_rows,
+    stamp_p_cell,
+    stamp_rows,
+    summary_rows,
+    title,
+)
 
 
 def render_table(collected: CollectedRuns) -> Table:
@@ -35,4 +44,18 @@ def render_model_table(collections: Sequence[CollectedRuns]) -> Table:
         table.add_column(name, justify="left" if name == "model" else "right")
     for row in model_rows(collections):
         table.add_row(row["model"], model_cell(row, "valence"), model_cell(row, "arousal"), row["p"] or "–")
+    return table
+
+
+def render_stamp_table(collections: Sequence[CollectedRuns]) -> Table:
+    """Several stamps side by side for the terminal: one row per stamp, as comparison.md."""
+    model = collections[0].model
+    table = Table(
+        title=f"Stamps compared{'' if model == 'tagf' else f' ({model})'}: best validation CCC",
+        caption="mean ± population std across folds; P = (CCC_V + CCC_A) / 2.",
+    )
+    for name in ("stamp", "valence CCC", "arousal CCC", "P"):
+        table.add_column(name, justify="left" if name == "stamp" else "right")
+    for row in stamp_rows(collections):
+        table.add_row(row["stamp"], model_cell(row, "valence"), model_cell(row, "arousal"), stamp_p_cell(row))
     return table

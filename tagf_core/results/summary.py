@@ -1,5 +1,6 @@
 """The summary files of a stamp: ``summary.csv``/``summary.md`` (folds × emotions, mean ± std, P) and
-``models.csv``/``models.md`` (TAGF beside its baselines). The rows are public so that the CLI renders the same
+``models.csv``/``models.md`` (TAGF beside its baselines), and ``comparison.csv``/``comparison.md`` of several stamps
+in the output root. The rows are public so that the CLI renders the same
 cells in the terminal."""
 
 from __future__ import annotations
@@ -155,6 +156,69 @@ def write_model_comparison(collections: Sequence[CollectedRuns], folder: Path) -
     ]
     lines += ["", "± population std across folds. P = (CCC_valence + CCC_arousal) / 2, averaged over folds with both."]
     csv_path, md_path = Path(folder) / "models.csv", Path(folder) / "models.md"
+    atomic_write(csv_path, buffer.getvalue())
+    atomic_write(md_path, "\n".join(lines) + "\n")
+    return csv_path, md_path
+
+
+STAMP_COLUMNS = (
+    "stamp",
+    "valence_ccc",
+    "valence_std",
+    "valence_folds",
+    "arousal_ccc",
+    "arousal_std",
+    "arousal_folds",
+    "p",
+    "p_std",
+    "p_folds",
+)
+
+
+def stamp_rows(collections: Sequence[CollectedRuns]) -> list[dict[str, str]]:
+    """One row per stamp: the ``model_rows`` cells, and the population std and number of the folds' P."""
+    rows = []
+    for collected, row in zip(collections, model_rows(collections), strict=True):
+        p_values = [s.score for s in collected.scores]
+        rows.append(
+            {
+                "stamp": collected.stamp,
+                **{key: value for key, value in row.items() if key != "model"},
+                "p_std": f"{float(np.std(p_values)):.4f}" if p_values else "",
+                "p_folds": str(len(p_values)),
+            }
+        )
+    return rows
+
+
+def stamp_p_cell(row: Mapping[str, str]) -> str:
+    if not row["p"]:
+        return "–"
+    folds = int(row["p_folds"])
+    spread = f" ± {row['p_std']}" if folds > 1 else ""
+    return f"{row['p']}{spread} ({folds} fold{'s' if folds > 1 else ''})"
+
+
+def write_stamp_comparison(collections: Sequence[CollectedRuns], folder: Path) -> tuple[Path, Path]:
+    """``comparison.csv`` (``STAMP_COLUMNS``) and ``comparison.md`` in ``folder`` (the output root): one row per stamp,
+    mean ± population std across folds of the best validation CCC per emotion, and of P."""
+    rows = stamp_rows(collections)
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=STAMP_COLUMNS, lineterminator="\n")
+    writer.writeheader()
+    writer.writerows(rows)
+    model = collections[0].model
+    lines = [
+        f"# Stamps compared{'' if model == 'tagf' else f' ({model})'}: best validation CCC (mean over folds)",
+        "",
+        "| stamp | valence CCC | arousal CCC | P |",
+        "|---|---:|---:|---:|",
+    ]
+    lines += [
+        f"| {r['stamp']} | {model_cell(r, 'valence')} | {model_cell(r, 'arousal')} | {stamp_p_cell(r)} |" for r in rows
+    ]
+    lines += ["", "± population std across folds. P = (CCC_valence + CCC_arousal) / 2, over folds with both."]
+    csv_path, md_path = Path(folder) / "comparison.csv", Path(folder) / "comparison.md"
     atomic_write(csv_path, buffer.getvalue())
     atomic_write(md_path, "\n".join(lines) + "\n")
     return csv_path, md_path
