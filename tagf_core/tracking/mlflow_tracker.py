@@ -321,13 +321,15 @@ class MlflowSession:
         own ``set_tracking_uri`` also writes and, when resetting, deletes ``MLFLOW_TRACKING_URI``; the variable
         is restored too.
         """
-        from mlflow.tracking._tracking_service import utils as tracking_utils
+        import mlflow
 
         saved_env = os.environ.get(TRACKING_URI_ENV)
+        previous = mlflow.get_tracking_uri()
+        mlflow.set_tracking_uri(self.tracking_uri)
         try:
-            with tracking_utils._use_tracking_uri(self.tracking_uri):
-                yield
+            yield
         finally:
+            mlflow.set_tracking_uri(previous)
             if saved_env is None:
                 os.environ.pop(TRACKING_URI_ENV, None)
             else:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 from collections.abc import Iterator
 from contextlib import nullcontext
 from pathlib import Path
@@ -298,3 +299,28 @@ def test_an_unreachable_server_fails_fast_with_one_line(tmp_path: Path) -> None:
     message = str(error.value)
     assert "http://127.0.0.1:9" in message and "MLFLOW_TRACKING_URI" in message
     assert "\n" not in message
+
+
+@pytest.mark.parametrize("environment", [None, "sqlite:///elsewhere.db"])
+def test_pointing_mlflow_at_the_store_for_a_block_puts_everything_back(
+    session: MlflowSession, monkeypatch: pytest.MonkeyPatch, environment: str | None
+) -> None:
+    import mlflow
+
+    if environment is None:
+        monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    else:
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", environment)
+    before = mlflow.get_tracking_uri()
+    with session.global_tracking_uri():
+        assert mlflow.get_tracking_uri() == session.tracking_uri
+    assert mlflow.get_tracking_uri() == before
+    assert os.environ.get("MLFLOW_TRACKING_URI") == environment
+
+
+def test_tagf_uses_no_private_mlflow_module_or_function() -> None:
+    """Private MLflow names change without notice between releases."""
+    core = Path(__file__).parents[3] / "tagf_core"
+    private = re.compile(r"mlflow(?:\.\w+)*\._\w+|from mlflow(?:\.\w+)* import _\w+")
+    found = {str(p.relative_to(core)): private.findall(p.read_text()) for p in core.rglob("*.py")}
+    assert {path: names for path, names in found.items() if names} == {}
