@@ -53,7 +53,7 @@ from tagf_core.training.run import (
     write_run_record,
 )
 from tagf_core.training.schedule import WarmupPlateauSchedule
-from tagf_core.training.setup import RunData, RunSetup, setup_run
+from tagf_core.training.setup import RunData, RunSetup, setup_run, warn_zero_lr_epochs
 
 log = logging.getLogger(__name__)
 
@@ -146,6 +146,7 @@ def _fit(
     train = setup.cfg.train
     train_loader = setup.loader(setup.train_set, setup.train_order)
     validate_loader = setup.loader(setup.validate_set)
+    warn_zero_lr_epochs(setup.cfg, len(train_loader))
     while not state.stop_reason:
         epoch = state.next_epoch
         if epoch >= train.max_epochs:

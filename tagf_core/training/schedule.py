@@ -26,6 +26,15 @@ REDUCE_EPS = 1e-11
 """A reduction smaller than this is skipped, as the reference's ``_reduce_lr`` does (its eps, ref §3.3)."""
 
 
+def zero_lr_epochs(*, warmup_epochs: int, num_batches: int) -> list[int]:
+    """The epochs after a (re)initialisation, counted from it, in which every train batch has lr 0.
+
+    The warm-up's lr before batch b is b · lr0 · (r+1) / (N·W·W) (module docstring): 0 on batch 0 only, so a
+    whole epoch trains at lr 0 exactly when it has one batch, for each of the W warm-up epochs (ref §3.3).
+    """
+    return list(range(warmup_epochs)) if num_batches == 1 else []
+
+
 class WarmupPlateauSchedule:
     """Learning rate of ``MyWarmupScheduler`` (ref §3.3), without owning the optimizer.
 

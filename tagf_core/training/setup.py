@@ -32,6 +32,7 @@ from tagf_core.model.tagf import Fusion
 from tagf_core.training.batchnorm import batchnorm_layers
 from tagf_core.training.embed import backbone_digest, build_embedding_cache
 from tagf_core.training.run import PROBE_MODALITIES, RunPaths, RunSpec
+from tagf_core.training.schedule import zero_lr_epochs
 
 log = logging.getLogger(__name__)
 
@@ -264,3 +265,22 @@ def forward_batch(
             video, logmel = batch["video"], batch["logmel"]
             prediction = forward(video=video.to(device, non_blocking=True), logmel=logmel.to(device, non_blocking=True))
     return prediction.float()
+
+
+def warn_zero_lr_epochs(cfg: TagfConfig, num_batches: int) -> None:
+    """One warning when the reference's warm-up keeps the lr at 0 for whole epochs (one train batch per epoch).
+
+    The schedule stays as it is: it reproduces the reference (ref §3.3); the user learns why nothing moves.
+    """
+    relative = zero_lr_epochs(warmup_epochs=cfg.train.min_epochs, num_batches=num_batches)
+    epochs = [epoch for epoch in relative if epoch < cfg.train.max_epochs]
+    if not epochs:
+        return
+    named = f"epoch {epochs[0]}" if len(epochs) == 1 else f"epochs {epochs[0]}–{epochs[-1]}"
+    again = f" and the first {len(relative)} after each backbone release" if cfg.train.backbone == "release" else ""
+    log.warning(
+        "the learning rate stays 0 through %s%s: the training set is one batch (train.batch_size %d) and the "
+        "warm-up's lr is 0 on an epoch's first batch (ref §3.3, train.min_epochs %d); a smaller train.batch_size "
+        "or data.hop_len gives the warm-up more batches",
+        named, again, cfg.train.batch_size, cfg.train.min_epochs,
+    )  # fmt: skip

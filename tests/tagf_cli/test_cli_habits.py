@@ -125,3 +125,24 @@ def test_train_echoes_the_settings_that_differ_from_the_reference_before_trainin
     assert "train.batch_size = 4 (reference 12)" in lines
     assert not any(line.startswith("train.min_learning_rate") for line in lines)  # unchanged: not echoed
     assert lines[-1].startswith("error: ")
+
+
+@pytest.fixture(scope="module")
+def one_batch_run(processed_copy: Path, write_run_config: Callable[[Path, int], Path]) -> str:
+    """The output of a tiny frozen-mode `tagf train` whose training set is one batch, words joined by spaces."""
+    workspace = processed_copy.parent
+    config = write_run_config(workspace, 2)  # min_epochs = 1: a one-epoch warm-up
+    result = runner.invoke(
+        app,
+        ["train", "--data", str(processed_copy), "--config", str(config), "--stamp", "habits",
+         "--output-root", str(workspace / "outputs"), "--set", "train.batch_size=1000"],
+        env={"MLFLOW_TRACKING_URI": f"sqlite:///{workspace / 'mlflow.db'}", "COLUMNS": "200", "TERM": "dumb"},
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output + repr(result.exception)
+    return " ".join(result.output.split())
+
+
+def test_one_warning_names_the_epochs_the_warm_up_trains_at_lr_0(one_batch_run: str) -> None:
+    warning = "the learning rate stays 0 through epoch 0: the training set is one batch (train.batch_size 1000)"
+    assert one_batch_run.count("the learning rate stays 0") == 1 and warning in one_batch_run
+    assert one_batch_run.index(warning) < one_batch_run.index("epoch 0: train loss")  # said before it trains

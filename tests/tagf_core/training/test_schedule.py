@@ -182,3 +182,19 @@ def test_state_round_trip_continues_identically(stop_after: int, bad_after_warmu
 def test_load_state_dict_names_missing_keys() -> None:
     with pytest.raises(ValueError, match="bad_epochs"):
         reference_schedule().load_state_dict({"lr": 1e-4})
+
+
+@pytest.mark.parametrize("num_batches", [1, 2, 7])
+@pytest.mark.parametrize("warmup_epochs", [0, 1, 5])
+def test_zero_lr_epochs_are_the_epochs_the_schedule_trains_at_lr_0(num_batches: int, warmup_epochs: int) -> None:
+    from tagf_core.training.schedule import zero_lr_epochs
+
+    schedule = reference_schedule(warmup_epochs=warmup_epochs)
+    at_zero = []
+    for epoch in range(warmup_epochs + 3):
+        rates = [schedule.lr_for_batch(epoch, batch, num_batches) for batch in range(num_batches)]
+        if all(rate == 0 for rate in rates):
+            at_zero.append(epoch)
+        schedule.end_epoch(epoch, 0.1 * (epoch + 1), 0.1 * epoch)
+    assert zero_lr_epochs(warmup_epochs=warmup_epochs, num_batches=num_batches) == at_zero
+    assert at_zero == (list(range(warmup_epochs)) if num_batches == 1 else [])  # the case the warning is for
