@@ -50,6 +50,7 @@ class EpochProgress:
         )
         self._epochs: TaskID | None = None
         self._batches: TaskID | None = None
+        self._embedding: TaskID | None = None
 
     def __enter__(self) -> EpochProgress:
         self._bar.start()
@@ -59,6 +60,13 @@ class EpochProgress:
         self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
     ) -> None:
         self._bar.stop()
+
+    def on_embedding_start(self, trials: int) -> None:
+        self._embedding = self._bar.add_task("embedding trials (frozen backbones, cached)", total=trials)
+
+    def on_embedded(self, trial: str) -> None:
+        if self._embedding is not None:
+            self._bar.advance(self._embedding)
 
     def on_epoch_start(self, epoch: int, max_epochs: int, num_batches: int) -> None:
         if self._epochs is None:

@@ -19,6 +19,8 @@ from tagf_core.training.run import RunResult, worker_name
 if TYPE_CHECKING:
     from tagf_core.training.setup import RunData
 
+log = logging.getLogger(__name__)
+
 DEFAULT_MAX_RETRIES = 3
 _POLL_S = 1.0
 
@@ -41,6 +43,12 @@ class _RayCallbacks:
 
     def on_epoch_end(self, row: dict[str, float]) -> None:
         self.board.post.remote(JobEvent(self.name, "epoch", "", dict(row)))
+
+    def on_embedding_start(self, trials: int) -> None:
+        pass  # the driver prepares the cache before the tasks start (``_ray_prepare``)
+
+    def on_embedded(self, trial: str) -> None:
+        log.info("%s: embedded %s (frozen backbones, cached for later runs)", self.name, trial)
 
 
 def _ray_task(job: FoldJob, board: Any) -> RunResult:

@@ -93,6 +93,7 @@ def build_embedding_cache(
     device: torch.device | str = "cpu",
     cache_root: Path | None = None,
     on_trial: Callable[[str], None] | None = None,
+    on_start: Callable[[int], None] | None = None,
 ) -> Path:
     """Embed every frame of ``records`` once and return the cache folder (layout in ``tagf_core.data.layout``).
 
@@ -109,6 +110,7 @@ def build_embedding_cache(
         device: where the inputs go; the embeddings come back to host memory.
         cache_root: where caches are kept (``data.embeddings_root``); None: ``<processed_root>/embeddings``.
         on_trial: called with each trial's name once its embeddings are written (not for trials reused).
+        on_start: called once with the number of trials to embed, before the first (not when all are cached).
 
     Raises:
         TagfError: a duplicate trial, or a trial's preprocessed arrays are missing or mis-shaped (naming the file),
@@ -136,6 +138,8 @@ def build_embedding_cache(
     device = torch.device(device)
     embed = _Embedder(model, device, batch_size, crop_size)
     logger.info("embedding %d of %d trials into %s", len(todo), len(ordered), cache_dir)
+    if on_start is not None:
+        on_start(len(todo))
     try:
         cache_dir.mkdir(parents=True, exist_ok=True)
         with torch.no_grad():

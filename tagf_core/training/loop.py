@@ -53,13 +53,13 @@ from tagf_core.training.run import (
     write_run_record,
 )
 from tagf_core.training.schedule import WarmupPlateauSchedule
-from tagf_core.training.setup import RunData, RunSetup, setup_run, warn_zero_lr_epochs
+from tagf_core.training.setup import EmbeddingCallbacks, RunData, RunSetup, setup_run, warn_zero_lr_epochs
 
 log = logging.getLogger(__name__)
 
 
-class TrainingCallbacks(Protocol):
-    """What the CLI shows while a run trains; the engine itself prints nothing."""
+class TrainingCallbacks(EmbeddingCallbacks, Protocol):
+    """What the CLI shows while a run trains (and, frozen, embeds its cache); the engine itself prints nothing."""
 
     def on_epoch_start(self, epoch: int, max_epochs: int, num_batches: int) -> None: ...
     def on_batch(self) -> None: ...
@@ -100,7 +100,8 @@ def train_run(
         previous = (run_record if run_record is not None else read_run_record(paths)) if resume else {}
         debug = bool(previous.get("debug", debug))  # a resumed run keeps the trials it started with
         data = data if data is not None else RunData.read(cfg.data.processed_root)
-        setup = setup_run(cfg, spec, paths, data, debug=debug)  # bad data or weights fail here, before the folder
+        # bad data or weights fail here, before the folder
+        setup = setup_run(cfg, spec, paths, data, debug=debug, callbacks=callbacks)
         if overwrite and paths.folder.exists():
             shutil.rmtree(paths.folder)
         paths.folder.mkdir(parents=True, exist_ok=True)

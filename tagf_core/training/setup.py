@@ -13,7 +13,7 @@ import random
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import numpy as np
 import torch
@@ -104,7 +104,22 @@ class RunSetup:
         return {"train": self.train_set, "validate": self.validate_set, "extra": self.extra_set}[partition]
 
 
-def setup_run(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, data: RunData, *, debug: bool) -> RunSetup:
+class EmbeddingCallbacks(Protocol):
+    """What the CLI shows while the frozen backbones embed the cache (the engine itself draws nothing)."""
+
+    def on_embedding_start(self, trials: int) -> None: ...
+    def on_embedded(self, trial: str) -> None: ...
+
+
+def setup_run(
+    cfg: TagfConfig,
+    spec: RunSpec,
+    paths: RunPaths,
+    data: RunData,
+    *,
+    debug: bool,
+    callbacks: EmbeddingCallbacks | None = None,
+) -> RunSetup:
     """Seed, build the model on its device, embed the cache (frozen mode) and the three Datasets of the fold.
 
     Raises:
@@ -117,7 +132,8 @@ def setup_run(cfg: TagfConfig, spec: RunSpec, paths: RunPaths, data: RunData, *,
     frozen = cfg.train.backbone == "frozen"
     emotion, window_len, hop_len, crop_size = spec.emotion, cfg.data.window_len, cfg.data.hop_len, cfg.data.crop_size
     if frozen:
-        cache = embedding_cache(cfg, model, data.records_of((*split.train, *split.validate, *split.extra)), device)
+        records = data.records_of((*split.train, *split.validate, *split.extra))
+        cache = embedding_cache(cfg, model, records, device, callbacks)
 
         def dataset(trials: Sequence[str], train: bool) -> RunDataset:
             return EmbeddingWindowDataset(
@@ -200,12 +216,24 @@ def build_model(cfg: TagfConfig, spec: RunSpec | None = None) -> TAGFModel:
     return model
 
 
-def embedding_cache(cfg: TagfConfig, model: TAGFModel, records: Sequence[TrialRecord], device: torch.device) -> Path:
-    """The frozen backbones' embedding cache of ``records`` (built now if missing; see ``training/embed.py``)."""
+def embedding_cache(
+    cfg: TagfConfig,
+    model: TAGFModel,
+    records: Sequence[TrialRecord],
+    device: torch.device,
+    callbacks: EmbeddingCallbacks | None = None,
+) -> Path:
+    """The frozen backbones' embedding cache of ``records`` (built now if missing; see ``training/embed.py``).
+
+    ``callbacks`` hear of its start and of each trial embedded; without them each trial is an info line.
+    """
     return build_embedding_cache(
         cfg.data.processed_root, model, records, crop_size=cfg.data.crop_size,
         batch_size=cfg.train.embedding_batch_size, device=device, cache_root=cfg.data.embeddings_root,
-        on_trial=lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial),
+        on_trial=callbacks.on_embedded if callbacks is not None else (
+            lambda trial: log.info("embedded %s (frozen backbones, cached for later runs)", trial)
+        ),
+        on_start=callbacks.on_embedding_start if callbacks is not None else None,
     )  # fmt: skip
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 import tomllib
@@ -146,3 +147,9 @@ def test_one_warning_names_the_epochs_the_warm_up_trains_at_lr_0(one_batch_run: 
     warning = "the learning rate stays 0 through epoch 0: the training set is one batch (train.batch_size 1000)"
     assert one_batch_run.count("the learning rate stays 0") == 1 and warning in one_batch_run
     assert one_batch_run.index(warning) < one_batch_run.index("epoch 0: train loss")  # said before it trains
+
+
+def test_a_progress_bar_counts_the_trials_embedded_into_the_cache(one_batch_run: str) -> None:
+    bar = re.search(r"embedding trials \(frozen backbones, cached\) ━+ (\d+)/(\d+)", one_batch_run)
+    assert bar is not None and bar[1] == bar[2] and int(bar[2]) > 0
+    assert "embedded " not in one_batch_run  # the bar replaces an info line per trial

@@ -140,6 +140,12 @@ class _CrashAt:
     def __init__(self, epoch: int) -> None:
         self.epoch, self.current = epoch, -1
 
+    def on_embedding_start(self, trials: int) -> None:
+        pass
+
+    def on_embedded(self, trial: str) -> None:
+        pass
+
     def on_epoch_start(self, epoch: int, max_epochs: int, num_batches: int) -> None:
         self.current = epoch
 
