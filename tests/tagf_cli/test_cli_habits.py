@@ -153,3 +153,44 @@ def test_a_progress_bar_counts_the_trials_embedded_into_the_cache(one_batch_run:
     bar = re.search(r"embedding trials \(frozen backbones, cached\) ━+ (\d+)/(\d+)", one_batch_run)
     assert bar is not None and bar[1] == bar[2] and int(bar[2]) > 0
     assert "embedded " not in one_batch_run  # the bar replaces an info line per trial
+
+
+def test_every_flag_backed_by_a_config_key_shows_its_description_and_built_in_default_whole() -> None:
+    """rich reads ``[…]`` in help as markup and drops it ("Preprocessed data folder ." once): the whole help of
+    every config-backed flag must survive, naming the built-in default of its key."""
+    import typer.main
+
+    from tagf_core.config import TagfConfig
+
+    defaults = TagfConfig().model_dump(mode="json")
+    group = typer.main.get_command(app)
+    checked = []
+    for name, command in group.commands.items():  # type: ignore[attr-defined]
+        wide, narrow = (
+            runner.invoke(app, [name, "--help"], env={"COLUMNS": columns, "TERM": "dumb"}) for columns in ("200", "80")
+        )
+        assert wide.exit_code == 0 and narrow.exit_code == 0, wide.output
+        shown, shown_narrow = (" ".join(r.output.replace("│", " ").split()) for r in (wide, narrow))
+        for param in command.params:
+            backed = re.search(r"\(config (\w+)\.(\w+); default: (.*)\)$", param.help or "")
+            if backed is None:
+                continue
+            section, key, default = backed.groups()
+            built_in = defaults[section][key]
+            expected = (
+                "none"
+                if built_in is None
+                else ", ".join(map(str, built_in))
+                if isinstance(built_in, list)
+                else str(built_in)
+            )
+            assert default == expected, f"{name} {param.opts}: help says default {default}, built-in is {expected}"
+            assert " ".join(param.help.split()) in shown, f"{name} {param.opts}: help not shown whole"
+            assert backed[0] in shown_narrow, f"{name} {param.opts}: config key and default cut at 80 columns"
+            assert param.default is None, f"{name} {param.opts}: a second copy of the default"
+            checked.append((name, max(param.opts, key=len)))
+    assert (
+        ("train", "--data") in checked
+        and ("preprocess", "--out") in checked
+        and ("collect", "--output-root") in checked
+    )
