@@ -25,11 +25,13 @@ def test_version_prints_the_installed_version_and_exits_0() -> None:
     assert result.output.strip() == f"tagf {importlib.metadata.version('tagf')}"
 
 
-def test_shell_completion_is_offered() -> None:
+def test_shell_completion_is_offered(monkeypatch: pytest.MonkeyPatch) -> None:
     result = runner.invoke(app, ["--help"], env={"COLUMNS": "200", "TERM": "dumb"})
     assert result.exit_code == 0
     assert "--install-completion" in result.output and "--show-completion" in result.output
-    shown = runner.invoke(app, ["--show-completion", "bash"], env={"SHELL": "/bin/bash"})
+    # Typer's switch for tests: --show-completion takes the shell's name instead of detecting the parent process
+    monkeypatch.setenv("_TYPER_COMPLETE_TEST_DISABLE_SHELL_DETECTION", "1")
+    shown = runner.invoke(app, ["--show-completion", "bash"])
     assert shown.exit_code == 0, shown.output
     assert "_TAGF_COMPLETE" in shown.output
 
