@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
@@ -43,7 +43,7 @@ def preprocess(
     from preprocessing import import_reference_dataset, preprocess_release
 
     with user_errors():
-        flags = {"data": {"processed_root": out}, "preprocess": {"workers": workers}}
+        flags: dict[str, dict[str, Any]] = {"data": {"processed_root": out}, "preprocess": {"workers": workers}}
         cfg = load_config(config_file, with_set_overrides(settings, flags))
         if (data_root is None) == (import_reference is None):
             raise TagfError("give exactly one of --data-root (a raw release) or --import-reference (reference output)")
