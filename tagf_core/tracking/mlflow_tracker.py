@@ -324,12 +324,13 @@ class MlflowSession:
         import mlflow
 
         saved_env = os.environ.get(TRACKING_URI_ENV)
-        previous = mlflow.get_tracking_uri()
         mlflow.set_tracking_uri(self.tracking_uri)
         try:
             yield
         finally:
-            mlflow.set_tracking_uri(previous)
+            # unset again rather than set to what it was: an explicit setting would outlive the environment
+            # variable it came from (MLflow's own set_tracking_uri writes the variable, so nothing is lost)
+            mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
             if saved_env is None:
                 os.environ.pop(TRACKING_URI_ENV, None)
             else:
@@ -466,13 +467,14 @@ class MlflowTracker:
             except MlflowException as e:
                 if e.error_code != "RESOURCE_ALREADY_EXISTS":
                     raise
-            version = self.client.create_model_version(
-                name,
-                source=f"models:/{self._logged_model_id}",
-                run_id=self.run_id,
-                tags={"val_ccc": repr(float(score))},
-                model_id=self._logged_model_id,
-            )
+            with self.session.global_tracking_uri():  # MLflow resolves the models:/ source through it
+                version = self.client.create_model_version(
+                    name,
+                    source=f"models:/{self._logged_model_id}",
+                    run_id=self.run_id,
+                    tags={"val_ccc": repr(float(score))},
+                    model_id=self._logged_model_id,
+                )
             try:
                 current = float(self.client.get_model_version_by_alias(name, CHAMPION).tags.get("val_ccc", "-inf"))
             except MlflowException:

@@ -18,6 +18,7 @@ serialises its own writes.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -89,16 +90,22 @@ def open_client(tracking_uri: str) -> MlflowClient:
 
     database = sqlite_file(tracking_uri)
     if database is None:
-        return MlflowClient(tracking_uri)
+        return MlflowClient(tracking_uri, registry_uri=registry_uri(tracking_uri))
     check_sqlite_folder(tracking_uri)
     try:
         with store_lock(tracking_uri):
-            return MlflowClient(tracking_uri)  # opens the file; creates the tables of a new store
+            return MlflowClient(tracking_uri, registry_uri=registry_uri(tracking_uri))  # creates a new store's tables
     except (sqlalchemy.exc.SQLAlchemyError, MlflowException) as e:
         raise TagfError(
             f"{database.absolute()}: not a readable MLflow store ({_reason(e)}); move it away to start a new "
             "store, or point MLFLOW_TRACKING_URI at another one"
         ) from e
+
+
+def registry_uri(tracking_uri: str) -> str:
+    """The model registry of a store: ``MLFLOW_REGISTRY_URI`` when set, else the store itself (MLflow would take
+    its process-wide tracking URI, which may name another store)."""
+    return os.environ.get("MLFLOW_REGISTRY_URI") or tracking_uri
 
 
 def _reason(error: Exception) -> str:

@@ -56,3 +56,27 @@ def test_a_frozen_run_logs_a_lean_model_at_its_best_epoch_and_registers_the_cham
     with torch.no_grad():
         prediction = model(video_embeddings=video, audio_embeddings=audio)
     assert prediction.shape == (2, 16, 1) and torch.isfinite(prediction).all()
+
+
+def test_registering_does_not_depend_on_mlflows_global_tracking_uri(
+    processed_copy: Path,
+    write_run_config: Callable[[Path, int], Path],
+    invoke: Callable[..., str],
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Another store set process-wide (a notebook's, an earlier command's) must not take the registration."""
+    import mlflow
+    from mlflow.tracking import MlflowClient
+
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("TAGF_TRACKING__REGISTER_AS", "va")
+    mlflow.set_tracking_uri(f"sqlite:///{tmp_path / 'elsewhere.db'}")  # MLflow's global: another store
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", store)  # tagf's store
+    try:
+        config = write_run_config(tmp_path, 1)
+        invoke("train", "--data", processed_copy, "--config", config, "--output-root", tmp_path / "outputs",
+               "--stamp", "g", "--fold", "0", "--emotion", "arousal")  # fmt: skip
+    finally:
+        mlflow.set_tracking_uri(None)  # type: ignore[arg-type]
+    assert int(MlflowClient(store).get_model_version_by_alias("va-arousal", "champion").version) == 1
